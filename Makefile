@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+.PHONY: demo demo-down test lint fmt crds testenv-up testenv-down
+
+demo:
+	scripts/demo
+
+demo-down:
+	scripts/demo down
+
+# Unit, contract and end-to-end tests. The end-to-end tests start (or reuse) the test environment.
+test:
+	scripts/build-k8s >/dev/null
+	cargo test --workspace --no-fail-fast
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+# Regenerate the committed CRD YAML from the Rust types.
+crds:
+	cargo run -q -p kestra-operator -- crds > deploy/crds/kestra-operator.crds.yaml
+
+testenv-up:
+	scripts/testenv up
+
+testenv-down:
+	scripts/testenv down

@@ -1,0 +1,281 @@
+//! The router, the shared state and the middleware every API route goes through.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::config::FakeConfig;
+use crate::errors::{ApiError, PendingError};
+use crate::hooks::Hooks;
+use crate::server::ConnControl;
+use crate::store::Store;
+use crate::{auth, files, flows, hooks, kv, persist};
+
+/// Uploads (namespace files, zips) may be larger than axum's 2 MiB default.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+pub type AppState = Arc<Shared>;
+
+pub struct Shared {
+    pub config: FakeConfig,
+    store: Mutex<Store>,
+    pub hooks: Hooks,
+    pub conn: ConnControl,
+}
+
+impl Shared {
+    pub fn new(config: FakeConfig, store: Store, conn: ConnControl) -> Self {
+        Self {
+            config,
+            store: Mutex::new(store),
+            hooks: Hooks::default(),
+            conn,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave a half-written entry that matters to a
+        // test double, so a poisoned lock is simply reused.
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&self.lock())
+    }
+
+    /// Runs a mutation and, when it succeeds, saves the state file. Saving happens under the
+    /// lock so that snapshots reach the disk in the order of the writes.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut store = self.lock();
+        let out = f(&mut store)?;
+        if let Some(path) = &self.config.state_file
+            && let Err(error) = persist::save(path, &store)
+        {
+            // The write is applied in memory but would be lost on restart: say so.
+            tracing::error!(
+                error = format!("{error:#}"),
+                "could not save the state file"
+            );
+            return Err(ApiError::Internal(format!(
+                "cannot save the state file: {error:#}"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// The tenant of a request: the `{tenant}` path segment, or `main` on the legacy root.
+pub struct Tenant(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        Ok(Self(
+            params
+                .get("tenant")
+                .cloned()
+                .unwrap_or_else(|| "main".to_owned()),
+        ))
+    }
+}
+
+/// `Query` whose rejection is an [`ApiError`], so it is rendered like any other error.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        Ok(Self(value))
+    }
+}
+
+/// `Path` whose rejection is an [`ApiError`].
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(value) = Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        Ok(Self(value))
+    }
+}
+
+pub fn router(shared: AppState) -> Router {
+    let root = if shared.config.legacy_root {
+        "/api/v1"
+    } else {
+        "/api/v1/{tenant}"
+    };
+    let at = |suffix: &str| format!("{root}{suffix}");
+
+    // matchit resolves static segments before parameters, so `/flows/search` and
+    // `/flows/validate` win over `/flows/{namespace}`, as in Kestra.
+    let api = Router::new()
+        .route(&at("/flows"), post(flows::create))
+        .route(&at("/flows/validate"), post(flows::validate))
+        .route(&at("/flows/search"), get(flows::search))
+        .route(
+            &at("/flows/{namespace}"),
+            get(flows::list_namespace).post(flows::bulk_update_refused),
+        )
+        .route(
+            &at("/flows/{namespace}/{id}"),
+            get(flows::get_flow)
+                .put(flows::update)
+                .delete(flows::delete),
+        )
+        .route(&at("/namespaces/{namespace}"), get(get_namespace))
+        .route(&at("/namespaces/{namespace}/kv"), get(kv::list))
+        .route(
+            &at("/namespaces/{namespace}/kv/{key}"),
+            get(kv::get_entry).put(kv::put).delete(kv::delete),
+        )
+        .route(
+            &at("/namespaces/{namespace}/files"),
+            get(files::get_content)
+                .post(files::upload)
+                .put(files::move_path)
+                .delete(files::delete),
+        )
+        .route(
+            &at("/namespaces/{namespace}/files/stats"),
+            get(files::stats),
+        )
+        .route(
+            &at("/namespaces/{namespace}/files/directory"),
+            get(files::list_directory).post(files::make_directory),
+        )
+        .fallback(not_found)
+        // `layer` (not `route_layer`) so the fallback is authenticated, counted and rendered too.
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            api_middleware,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+
+    let app = if shared.config.test_hooks {
+        Router::new().nest("/__fake", hooks::router()).merge(api)
+    } else {
+        api
+    };
+    app.with_state(shared)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound(String::new())
+}
+
+/// Namespaces are implicit in OSS: any id exists (kestra-api.md section 5).
+async fn get_namespace(ApiPath(namespace): ApiPath<NamespacePath>) -> impl IntoResponse {
+    axum::Json(json!({ "id": namespace.namespace, "deleted": false }))
+}
+
+#[derive(serde::Deserialize)]
+struct NamespacePath {
+    namespace: String,
+}
+
+/// Fault injection, authentication, error rendering and counting, for every API request.
+async fn api_middleware(State(shared): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let instance = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+
+    // Decided before any await: the request body is not `Sync`, so the request cannot be held
+    // by reference across the fault delays.
+    // Only the API is protected, as in Kestra; other unknown paths just 404.
+    let protected = path == "/api/v1" || path.starts_with("/api/v1/");
+    let authorized = !protected
+        || !shared.config.auth_enabled()
+        || auth::is_authorized(&shared.config, request.headers());
+    let response = match faults_then_auth(&shared, &method, &path, authorized).await {
+        Err(error) => error.into_response(),
+        Ok(()) => next.run(request).await,
+    };
+    let response = render_error(&shared, response, &instance);
+    shared
+        .hooks
+        .count(method.as_str(), &route, response.status().as_u16());
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "api request");
+    response
+}
+
+async fn faults_then_auth(
+    shared: &Shared,
+    method: &http::Method,
+    path: &str,
+    authorized: bool,
+) -> Result<(), ApiError> {
+    if let Some(until) = shared.hooks.hang_until() {
+        // Held until the window ends; the server then drops the connection, so this request
+        // never gets an answer. The extra second only guards against a connection that was
+        // somehow not dropped.
+        tokio::time::sleep_until(until + Duration::from_secs(1)).await;
+        return Err(ApiError::Injected {
+            status: 503,
+            retry_after_secs: 1,
+        });
+    }
+    if let Some(delay) = shared.hooks.latency_for(method.as_str(), path) {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(error) = shared.hooks.take_failure(method.as_str(), path) {
+        return Err(error);
+    }
+    if !authorized {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(())
+}
+
+fn render_error(shared: &Shared, response: Response, instance: &str) -> Response {
+    if let Some(PendingError(error)) = response.extensions().get::<PendingError>() {
+        return error.render(shared.config.error_format, instance);
+    }
+    // axum answers a known path with the wrong method itself, with an empty body.
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let mut rendered =
+            ApiError::MethodNotAllowed("this route does not accept the method".into())
+                .render(shared.config.error_format, instance);
+        if let Some(allow) = response.headers().get(http::header::ALLOW) {
+            rendered
+                .headers_mut()
+                .insert(http::header::ALLOW, allow.clone());
+        }
+        return rendered;
+    }
+    response
+}

@@ -1,0 +1,75 @@
+//! Credential checks: HTTP basic (OSS and EE) and `Bearer` API tokens (EE).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::config::FakeConfig;
+
+/// Whether the request carries one of the configured credentials.
+pub fn is_authorized(config: &FakeConfig, headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, credential)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    let credential = credential.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let Some(expected) = &config.basic_auth else {
+            return false;
+        };
+        let Ok(decoded) = STANDARD.decode(credential) else {
+            return false;
+        };
+        let Ok(decoded) = String::from_utf8(decoded) else {
+            return false;
+        };
+        decoded.split_once(':') == Some((expected.user.as_str(), expected.password.as_str()))
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        config.api_key.as_deref() == Some(credential)
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn config() -> FakeConfig {
+        FakeConfig {
+            basic_auth: Some("admin:secret".parse().unwrap()),
+            api_key: Some("tok".into()),
+            ..FakeConfig::default()
+        }
+    }
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn accepts_either_configured_credential() {
+        let basic = format!("Basic {}", STANDARD.encode("admin:secret"));
+        assert!(is_authorized(&config(), &with(&basic)));
+        assert!(is_authorized(&config(), &with("Bearer tok")));
+    }
+
+    #[test]
+    fn refuses_wrong_or_missing_credentials() {
+        let wrong = format!("Basic {}", STANDARD.encode("admin:nope"));
+        assert!(!is_authorized(&config(), &with(&wrong)));
+        assert!(!is_authorized(&config(), &with("Bearer other")));
+        assert!(!is_authorized(&config(), &HeaderMap::new()));
+        let only_basic = FakeConfig {
+            api_key: None,
+            ..config()
+        };
+        assert!(!is_authorized(&only_basic, &with("Bearer tok")));
+    }
+}

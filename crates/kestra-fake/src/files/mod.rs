@@ -1,0 +1,254 @@
+//! Namespace files: kestra-api.md section 4. Each namespace has a tree of directories and
+//! files; every upload of a file is a new revision.
+
+mod tree;
+
+pub use tree::FileTree;
+
+use std::io::{Cursor, Read};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use http::header;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
+use crate::errors::ApiError;
+use tree::{FileError, normalize};
+
+/// Stops a small zip from expanding into memory without bound.
+const MAX_EXTRACTED_BYTES: u64 = 256 * 1024 * 1024;
+
+impl From<FileError> for ApiError {
+    fn from(error: FileError) -> Self {
+        match error {
+            FileError::NotFound(_) | FileError::DirectoryNotFound(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            FileError::AlreadyExists(_) => ApiError::IllegalState(error.to_string()),
+            _ => ApiError::IllegalArgument(error.to_string()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NamespacePath {
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+pub struct FileQuery {
+    path: Option<String>,
+    revision: Option<usize>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// A query value Micronaut would declare required.
+fn required(value: Option<&String>, name: &str) -> Result<String, ApiError> {
+    let value = value.ok_or_else(|| {
+        ApiError::BadRequest(format!("Required QueryValue [{name}] not specified"))
+    })?;
+    Ok(normalize(value)?)
+}
+
+/// A nullable query value: the namespace root when absent.
+fn optional(value: Option<&String>) -> Result<String, ApiError> {
+    Ok(value.map_or(Ok("/".to_owned()), |v| normalize(v))?)
+}
+
+pub async fn get_content(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+) -> Result<Response, ApiError> {
+    let path = required(query.path.as_ref(), "path")?;
+    let bytes = shared.read(|store| {
+        store
+            .tenant(&tenant)
+            .and_then(|t| t.files.get(&ns.namespace))
+            .ok_or_else(|| FileError::NotFound(path.clone()))
+            .and_then(|tree| tree.content(&path, query.revision).map(<[u8]>::to_vec))
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+pub async fn stats(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let path = optional(query.path.as_ref())?;
+    let now = Utc::now();
+    let stat = shared.read(|store| {
+        match store
+            .tenant(&tenant)
+            .and_then(|t| t.files.get(&ns.namespace))
+        {
+            Some(tree) => tree.stat(&path, now),
+            None => FileTree::default().stat(&path, now),
+        }
+    })?;
+    Ok(Json(stat))
+}
+
+pub async fn list_directory(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let path = optional(query.path.as_ref())?;
+    let children = shared.read(|store| {
+        match store
+            .tenant(&tenant)
+            .and_then(|t| t.files.get(&ns.namespace))
+        {
+            Some(tree) => tree.children(&path),
+            None => FileTree::default().children(&path),
+        }
+    })?;
+    Ok(Json(children))
+}
+
+pub async fn make_directory(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+) -> Result<(), ApiError> {
+    let path = optional(query.path.as_ref())?;
+    shared.write(|store| {
+        let tree = store
+            .tenant_mut(&tenant)
+            .files
+            .entry(ns.namespace)
+            .or_default();
+        Ok(tree.make_dir(&path, Utc::now())?)
+    })
+}
+
+pub async fn move_path(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+) -> Result<(), ApiError> {
+    let from = required(query.from.as_ref(), "from")?;
+    let to = required(query.to.as_ref(), "to")?;
+    shared.write(|store| {
+        let tree = store
+            .tenant_mut(&tenant)
+            .files
+            .entry(ns.namespace)
+            .or_default();
+        Ok(tree.move_path(&from, &to, Utc::now())?)
+    })
+}
+
+pub async fn delete(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+) -> Result<(), ApiError> {
+    let path = required(query.path.as_ref(), "path")?;
+    shared.write(|store| {
+        if let Some(tree) = store.tenant_mut(&tenant).files.get_mut(&ns.namespace) {
+            tree.delete(&path);
+        }
+        Ok(())
+    })
+}
+
+pub async fn upload(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(), ApiError> {
+    let path = required(query.path.as_ref(), "path")?;
+    let mut multipart = multipart.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (file_name, bytes) = file_content_part(&mut multipart).await?;
+    // Kestra extracts a part whose file name ends in `.zip` and ignores `path`.
+    let files = if file_name.to_lowercase().ends_with(".zip") {
+        extract_zip(&bytes)?
+    } else {
+        vec![(path, bytes.to_vec())]
+    };
+    shared.write(|store| {
+        let tree = store
+            .tenant_mut(&tenant)
+            .files
+            .entry(ns.namespace)
+            .or_default();
+        // Applied to a copy so that a failing entry leaves the namespace untouched.
+        let mut updated = tree.clone();
+        let now = Utc::now();
+        for (path, bytes) in files {
+            updated.put_file(&path, bytes, now)?;
+        }
+        *tree = updated;
+        Ok(())
+    })
+}
+
+async fn file_content_part(multipart: &mut Multipart) -> Result<(String, Bytes), ApiError> {
+    let bad = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(e.body_text());
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        if field.name() == Some("fileContent") {
+            let file_name = field.file_name().unwrap_or("").to_owned();
+            let bytes = field.bytes().await.map_err(bad)?;
+            return Ok((file_name, bytes));
+        }
+    }
+    Err(ApiError::BadRequest(
+        "Required Part [fileContent] not specified".to_owned(),
+    ))
+}
+
+/// The files of a zip archive as normalised paths and contents; directories are implied.
+fn extract_zip(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    let invalid =
+        |e: zip::result::ZipError| ApiError::IllegalArgument(format!("Invalid zip archive: {e}"));
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(invalid)?;
+    let mut files = Vec::new();
+    let mut budget = MAX_EXTRACTED_BYTES;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(invalid)?;
+        if entry.is_dir() {
+            continue;
+        }
+        // `enclosed_name` refuses absolute paths and `..`, which would escape the namespace.
+        let Some(name) = entry.enclosed_name() else {
+            let raw = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+            return Err(FileError::InvalidPath(raw).into());
+        };
+        let path = normalize(&name.to_string_lossy())?;
+        let mut content = Vec::new();
+        let read = (&mut entry)
+            .take(budget + 1)
+            .read_to_end(&mut content)
+            .map_err(|e| ApiError::IllegalArgument(format!("Invalid zip archive: {e}")))?;
+        budget = budget.checked_sub(read as u64).ok_or_else(|| {
+            ApiError::IllegalArgument("Zip archive too large once extracted".to_owned())
+        })?;
+        files.push((path, content));
+    }
+    Ok(files)
+}

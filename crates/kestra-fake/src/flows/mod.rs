@@ -1,0 +1,334 @@
+//! Flows: kestra-api.md section 2. Revisions are kept whole; delete is a revision too.
+
+mod model;
+mod search;
+
+pub use model::FlowRevision;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use chrono::Utc;
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
+use crate::errors::{ApiError, Violation, join_violations};
+use model::{check_flow, flow_json, split_documents};
+use search::SearchQuery;
+
+fn latest_live(revisions: Option<&Vec<FlowRevision>>) -> Option<&FlowRevision> {
+    revisions.and_then(|r| r.last()).filter(|r| !r.deleted)
+}
+
+fn require_yaml(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-yaml") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{content_type}' is not supported, send application/x-yaml"
+        )))
+    }
+}
+
+fn utf8(body: &Bytes) -> Result<&str, ApiError> {
+    std::str::from_utf8(body)
+        .map_err(|_| ApiError::Constraint(vec![Violation::new("flow", "the body is not UTF-8")]))
+}
+
+#[derive(Deserialize)]
+pub struct FlowPath {
+    namespace: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+pub struct NamespacePath {
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetQuery {
+    #[serde(default)]
+    source: bool,
+    revision: Option<u32>,
+    #[serde(default)]
+    allow_deleted: bool,
+}
+
+pub async fn create(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    require_yaml(&headers)?;
+    let source = utf8(&body)?;
+    let flow = check_flow(source).into_parsed()?;
+    let rev = shared.write(|store| {
+        let history = store
+            .tenant_mut(&tenant)
+            .flows
+            .entry(flow.namespace.clone())
+            .or_default()
+            .entry(flow.id.clone())
+            .or_default();
+        if latest_live(Some(history)).is_some() {
+            return Err(ApiError::FlowExists {
+                namespace: flow.namespace.clone(),
+                id: flow.id.clone(),
+            });
+        }
+        let rev = FlowRevision {
+            revision: history.last().map_or(1, |r| r.revision + 1),
+            deleted: false,
+            updated: Utc::now(),
+            source: source.to_owned(),
+            doc: flow.doc,
+        };
+        history.push(rev.clone());
+        Ok(rev)
+    })?;
+    Ok(Json(flow_json(&rev, true)))
+}
+
+pub async fn get_flow(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(path): ApiPath<FlowPath>,
+    ApiQuery(query): ApiQuery<GetQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let found = shared.read(|store| {
+        let history = store
+            .tenant(&tenant)?
+            .flows
+            .get(&path.namespace)?
+            .get(&path.id)?;
+        let rev = match query.revision {
+            Some(n) => history.iter().find(|r| r.revision == n)?,
+            None => history.last()?,
+        };
+        (query.allow_deleted || !rev.deleted).then(|| flow_json(rev, query.source))
+    });
+    found.map(Json).ok_or_else(|| flow_not_found(&path))
+}
+
+fn flow_not_found(path: &FlowPath) -> ApiError {
+    ApiError::NotFound(format!(
+        "Flow '{}' not found in namespace '{}'",
+        path.id, path.namespace
+    ))
+}
+
+pub async fn update(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(path): ApiPath<FlowPath>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    require_yaml(&headers)?;
+    let source = utf8(&body)?;
+    let rev = shared.write(|store| {
+        let history = store
+            .tenant_mut(&tenant)
+            .flows
+            .get_mut(&path.namespace)
+            .and_then(|flows| flows.get_mut(&path.id));
+        // Kestra looks the flow up before it parses the body: a missing flow is a 404 even
+        // when the YAML is invalid.
+        let Some(history) = history.filter(|h| latest_live(Some(h)).is_some()) else {
+            return Err(flow_not_found(&path));
+        };
+        let flow = check_flow(source).into_parsed()?;
+        let mut violations = Vec::new();
+        if flow.id != path.id {
+            violations.push(Violation::new("flow.id", "Illegal flow id update"));
+        }
+        if flow.namespace != path.namespace {
+            violations.push(Violation::new("flow.namespace", "Illegal namespace update"));
+        }
+        if !violations.is_empty() {
+            return Err(ApiError::Constraint(violations));
+        }
+        let last = history
+            .last()
+            .cloned()
+            .ok_or_else(|| flow_not_found(&path))?;
+        if last.source == source {
+            return Ok(last);
+        }
+        let rev = FlowRevision {
+            revision: last.revision + 1,
+            deleted: false,
+            updated: Utc::now(),
+            source: source.to_owned(),
+            doc: flow.doc,
+        };
+        history.push(rev.clone());
+        Ok(rev)
+    })?;
+    Ok(Json(flow_json(&rev, true)))
+}
+
+pub async fn delete(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(path): ApiPath<FlowPath>,
+) -> Result<StatusCode, ApiError> {
+    shared.write(|store| {
+        let history = store
+            .tenant_mut(&tenant)
+            .flows
+            .get_mut(&path.namespace)
+            .and_then(|flows| flows.get_mut(&path.id));
+        let Some(history) = history else {
+            return Err(flow_not_found(&path));
+        };
+        let Some(last) = latest_live(Some(history)).cloned() else {
+            return Err(flow_not_found(&path));
+        };
+        history.push(FlowRevision {
+            revision: last.revision + 1,
+            deleted: true,
+            updated: Utc::now(),
+            ..last
+        });
+        Ok(())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_namespace(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(path): ApiPath<NamespacePath>,
+) -> Json<Vec<Value>> {
+    let flows = shared.read(|store| {
+        store
+            .tenant(&tenant)
+            .and_then(|t| t.flows.get(&path.namespace))
+            .map(|flows| {
+                flows
+                    .values()
+                    .filter_map(|h| latest_live(Some(h)))
+                    .map(|r| flow_json(r, false))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    Json(flows)
+}
+
+/// Refused on purpose: this endpoint deletes every flow of the namespace missing from the body
+/// (kestra-api.md section 2), so a client that calls it has a bug worth failing loudly on.
+pub async fn bulk_update_refused() -> ApiError {
+    tracing::warn!("refused POST /flows/{{namespace}}: the bulk update deletes other flows");
+    ApiError::MethodNotAllowed(
+        "the Kestra double refuses POST /flows/{namespace} (bulk update that deletes every other \
+         flow of the namespace); use POST /flows and PUT /flows/{namespace}/{id}"
+            .to_owned(),
+    )
+}
+
+pub async fn validate(request: Request) -> Result<Json<Vec<Value>>, ApiError> {
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let body = if is_multipart {
+        multipart_flows(request).await?
+    } else {
+        require_yaml(request.headers())?;
+        let bytes = Bytes::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        utf8(&bytes)?.to_owned()
+    };
+    let results = split_documents(&body)
+        .iter()
+        .enumerate()
+        .map(|(index, doc)| validation_result(index, doc))
+        .collect();
+    Ok(Json(results))
+}
+
+/// From 1.2 the sources may come in a multipart part named `flows`.
+async fn multipart_flows(request: Request) -> Result<String, ApiError> {
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut out = String::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?
+    {
+        if field.name() == Some("flows") {
+            let text = field
+                .text()
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+            out.push_str(&text);
+            out.push_str("\n---\n");
+        }
+    }
+    Ok(out)
+}
+
+fn validation_result(index: usize, source: &str) -> Value {
+    let check = check_flow(source);
+    let mut result = json!({
+        "index": index,
+        "outdated": false,
+        "deprecationPaths": [],
+        "warnings": [],
+        "infos": [],
+    });
+    if let Some(namespace) = check.namespace {
+        result["namespace"] = Value::String(namespace);
+    }
+    if let Some(id) = check.id {
+        result["flow"] = Value::String(id);
+    }
+    if !check.violations.is_empty() {
+        result["constraints"] = Value::String(join_violations(&check.violations));
+    }
+    result
+}
+
+pub async fn search(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = SearchQuery::parse(&params)?;
+    let matches: Vec<Value> = shared.read(|store| {
+        let Some(tenant) = store.tenant(&tenant) else {
+            return Vec::new();
+        };
+        tenant
+            .flows
+            .iter()
+            .flat_map(|(namespace, flows)| flows.iter().map(move |(id, h)| (namespace, id, h)))
+            .filter(|(namespace, id, _)| query.matches(namespace, id))
+            .filter_map(|(_, _, h)| latest_live(Some(h)))
+            .map(|r| flow_json(r, false))
+            .collect()
+    });
+    let total = matches.len();
+    let results: Vec<Value> = matches
+        .into_iter()
+        .skip((query.page - 1).saturating_mul(query.size))
+        .take(query.size)
+        .collect();
+    Ok(Json(json!({ "results": results, "total": total })))
+}

@@ -1,0 +1,16 @@
+//! Contract tests: the double against `shared/kestra-api.md`, one test per table row, plus the
+//! cross-cutting behaviour (auth, roots, error formats, tenants, persistence) and the hooks.
+//! Each test starts its own double in-process on 127.0.0.1:0.
+
+#[path = "contract/common.rs"]
+mod common;
+#[path = "contract/cross.rs"]
+mod cross;
+#[path = "contract/files.rs"]
+mod files;
+#[path = "contract/flows.rs"]
+mod flows;
+#[path = "contract/hooks.rs"]
+mod hooks;
+#[path = "contract/kv.rs"]
+mod kv;

@@ -1,0 +1,549 @@
+//! kestra-api.md section 2: flows.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const NS: &str = "company.team";
+
+fn created_body(yaml: &str, id: &str, message: &str, revision: u32) -> Value {
+    json!({
+        "id": id,
+        "namespace": NS,
+        "revision": revision,
+        "disabled": false,
+        "deleted": false,
+        "source": yaml,
+        "tasks": [{ "id": "hello", "type": "io.kestra.plugin.core.log.Log", "message": message }],
+    })
+}
+
+#[tokio::test]
+async fn create_returns_200_flow_with_source_at_revision_1() {
+    let f = start().await;
+    let yaml = format!(
+        "{}description: greets\nlabels:\n  team: data\n",
+        flow(NS, "hello", "hi")
+    );
+    let mut body = json(f.post_flow(&yaml).await, StatusCode::OK).await;
+    take_timestamp(&mut body, "updated");
+    let mut expected = created_body(&yaml, "hello", "hi", 1);
+    expected["description"] = json!("greets");
+    expected["labels"] = json!([{ "key": "team", "value": "data" }]);
+    assert_eq!(body, expected);
+}
+
+#[tokio::test]
+async fn create_of_an_existing_flow_is_422_flow_id_already_exists() {
+    let f = start().await;
+    let yaml = flow(NS, "hello", "hi");
+    json(f.post_flow(&yaml).await, StatusCode::OK).await;
+    let body = json(
+        f.post_flow(&flow(NS, "hello", "changed")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        body,
+        violation_error(
+            "/api/v1/main/flows",
+            &[("flow.id", "Flow id already exists")]
+        )
+    );
+}
+
+#[tokio::test]
+async fn create_with_invalid_yaml_is_422() {
+    let f = start().await;
+    let body = json(
+        f.post_flow("id: [unclosed\nnamespace: a\n").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Invalid entity: flow: Invalid YAML"),
+        "{message}"
+    );
+    assert_eq!(body["_embedded"]["errors"][0]["path"], "flow");
+}
+
+#[tokio::test]
+async fn create_with_unknown_task_type_is_422() {
+    let f = start().await;
+    let yaml = "id: hello\nnamespace: company.team\ntasks:\n  - id: t\n    type: Log\n";
+    let body = json(f.post_flow(yaml).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        body,
+        violation_error(
+            "/api/v1/main/flows",
+            &[("flow.tasks[0].type", "Invalid type: Log")]
+        )
+    );
+}
+
+#[tokio::test]
+async fn create_without_id_namespace_or_tasks_is_422() {
+    let f = start().await;
+    let body = json(
+        f.post_flow("description: nothing\n").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        body,
+        violation_error(
+            "/api/v1/main/flows",
+            &[
+                ("flow.id", "must not be null"),
+                ("flow.namespace", "must not be null"),
+                ("flow.tasks", "must not be empty"),
+            ]
+        )
+    );
+}
+
+#[tokio::test]
+async fn create_with_ids_off_pattern_is_422() {
+    let f = start().await;
+    let yaml = flow("Company Team", "-bad", "x");
+    let body = json(f.post_flow(&yaml).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        body,
+        violation_error(
+            "/api/v1/main/flows",
+            &[
+                ("flow.id", "must match \"^[a-zA-Z0-9][a-zA-Z0-9._-]*\""),
+                ("flow.namespace", "must match \"^[a-z0-9][a-z0-9._-]*\""),
+            ]
+        )
+    );
+}
+
+#[tokio::test]
+async fn create_with_a_reserved_id_is_422() {
+    let f = start().await;
+    for id in ["pause", "search", "executions"] {
+        let body = json(
+            f.post_flow(&flow(NS, id, "x")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(
+            body["message"],
+            format!("Invalid entity: flow.id: Flow id '{id}' is a reserved keyword")
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_needs_the_yaml_content_type() {
+    let f = start().await;
+    let response = f
+        .client
+        .post(f.url("/flows"))
+        .header("content-type", "application/json")
+        .body(flow(NS, "hello", "x"))
+        .send()
+        .await
+        .unwrap();
+    let body = json(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unsupported Media Type")
+    );
+}
+
+#[tokio::test]
+async fn get_returns_source_only_when_asked() {
+    let f = start().await;
+    let yaml = flow(NS, "hello", "hi");
+    json(f.post_flow(&yaml).await, StatusCode::OK).await;
+
+    let mut with = json(
+        f.get("/flows/company.team/hello?source=true").await,
+        StatusCode::OK,
+    )
+    .await;
+    take_timestamp(&mut with, "updated");
+    assert_eq!(with, created_body(&yaml, "hello", "hi", 1));
+
+    let mut without = json(f.get("/flows/company.team/hello").await, StatusCode::OK).await;
+    take_timestamp(&mut without, "updated");
+    let mut expected = created_body(&yaml, "hello", "hi", 1);
+    expected.as_object_mut().unwrap().remove("source");
+    assert_eq!(without, expected);
+}
+
+#[tokio::test]
+async fn get_of_a_missing_flow_is_404() {
+    let f = start().await;
+    let body = json(
+        f.get("/flows/company.team/nope").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        body,
+        json_error(
+            "Not Found: Flow 'nope' not found in namespace 'company.team'",
+            "/api/v1/main/flows/company.team/nope"
+        )
+    );
+}
+
+#[tokio::test]
+async fn get_by_revision_keeps_every_revision() {
+    let f = start().await;
+    json(f.post_flow(&flow(NS, "hello", "one")).await, StatusCode::OK).await;
+    json(
+        f.put_flow(NS, "hello", &flow(NS, "hello", "two")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let first = json(
+        f.get("/flows/company.team/hello?revision=1&source=true")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(first["revision"], 1);
+    assert_eq!(first["source"], flow(NS, "hello", "one"));
+    let latest = json(f.get("/flows/company.team/hello").await, StatusCode::OK).await;
+    assert_eq!(latest["revision"], 2);
+    assert_eq!(latest["tasks"][0]["message"], "two");
+    json(
+        f.get("/flows/company.team/hello?revision=9").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn update_returns_200_with_a_new_revision() {
+    let f = start().await;
+    json(f.post_flow(&flow(NS, "hello", "one")).await, StatusCode::OK).await;
+    let yaml = flow(NS, "hello", "two");
+    let mut body = json(f.put_flow(NS, "hello", &yaml).await, StatusCode::OK).await;
+    take_timestamp(&mut body, "updated");
+    assert_eq!(body, created_body(&yaml, "hello", "two", 2));
+}
+
+#[tokio::test]
+async fn saving_identical_source_makes_no_new_revision() {
+    let f = start().await;
+    let yaml = flow(NS, "hello", "one");
+    let created = json(f.post_flow(&yaml).await, StatusCode::OK).await;
+    let same = json(f.put_flow(NS, "hello", &yaml).await, StatusCode::OK).await;
+    assert_eq!(
+        same, created,
+        "the stored flow comes back unchanged, timestamp included"
+    );
+    // Any byte of difference is a change.
+    let changed = json(
+        f.put_flow(NS, "hello", &format!("{yaml}\n")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["revision"], 2);
+}
+
+#[tokio::test]
+async fn update_of_a_missing_flow_is_404() {
+    let f = start().await;
+    let body = json(
+        f.put_flow(NS, "ghost", &flow(NS, "ghost", "x")).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        body,
+        json_error(
+            "Not Found: Flow 'ghost' not found in namespace 'company.team'",
+            "/api/v1/main/flows/company.team/ghost"
+        )
+    );
+}
+
+#[tokio::test]
+async fn update_changing_id_or_namespace_is_422() {
+    let f = start().await;
+    json(f.post_flow(&flow(NS, "hello", "x")).await, StatusCode::OK).await;
+    let href = "/api/v1/main/flows/company.team/hello";
+    let body = json(
+        f.put_flow(NS, "hello", &flow(NS, "other", "x")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        body,
+        violation_error(href, &[("flow.id", "Illegal flow id update")])
+    );
+    let body = json(
+        f.put_flow(NS, "hello", &flow("company.other", "hello", "x"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        body,
+        violation_error(href, &[("flow.namespace", "Illegal namespace update")])
+    );
+}
+
+#[tokio::test]
+async fn delete_is_204_then_get_is_404() {
+    let f = start().await;
+    json(f.post_flow(&flow(NS, "hello", "x")).await, StatusCode::OK).await;
+    let response = f
+        .client
+        .delete(f.url("/flows/company.team/hello"))
+        .send()
+        .await
+        .unwrap();
+    empty(response, StatusCode::NO_CONTENT).await;
+    json(
+        f.get("/flows/company.team/hello").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // The soft delete is a revision of its own.
+    let deleted = json(
+        f.get("/flows/company.team/hello?allowDeleted=true").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (deleted["revision"].clone(), deleted["deleted"].clone()),
+        (json!(2), json!(true))
+    );
+    // Older revisions stay readable.
+    let first = json(
+        f.get("/flows/company.team/hello?revision=1").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(first["deleted"], false);
+}
+
+#[tokio::test]
+async fn delete_of_an_absent_flow_is_404() {
+    let f = start().await;
+    let response = f
+        .client
+        .delete(f.url("/flows/company.team/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json(response, StatusCode::NOT_FOUND).await,
+        json_error(
+            "Not Found: Flow 'nope' not found in namespace 'company.team'",
+            "/api/v1/main/flows/company.team/nope"
+        )
+    );
+}
+
+#[tokio::test]
+async fn recreate_after_delete_continues_numbering() {
+    let f = start().await;
+    let yaml = flow(NS, "hello", "x");
+    json(f.post_flow(&yaml).await, StatusCode::OK).await;
+    f.client
+        .delete(f.url("/flows/company.team/hello"))
+        .send()
+        .await
+        .unwrap();
+    // PUT needs a live flow.
+    json(f.put_flow(NS, "hello", &yaml).await, StatusCode::NOT_FOUND).await;
+    // The same source as the deleted revision still makes a new one.
+    let body = json(f.post_flow(&yaml).await, StatusCode::OK).await;
+    assert_eq!(
+        (body["revision"].clone(), body["deleted"].clone()),
+        (json!(3), json!(false))
+    );
+}
+
+#[tokio::test]
+async fn validate_returns_200_with_one_result_per_document() {
+    let f = start().await;
+    let body = format!(
+        "{}---\nid: broken\nnamespace: company.team\ntasks:\n  - id: t\n    type: Nope\n",
+        flow(NS, "good", "x")
+    );
+    let response = f
+        .client
+        .post(f.url("/flows/validate"))
+        .header("content-type", "application/x-yaml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let results = json(response, StatusCode::OK).await;
+    assert_eq!(
+        results,
+        json!([
+            { "index": 0, "namespace": NS, "flow": "good", "outdated": false,
+              "deprecationPaths": [], "warnings": [], "infos": [] },
+            { "index": 1, "namespace": NS, "flow": "broken", "outdated": false,
+              "deprecationPaths": [], "warnings": [], "infos": [],
+              "constraints": "flow.tasks[0].type: Invalid type: Nope" },
+        ])
+    );
+    // Validation stores nothing.
+    assert_eq!(
+        json(f.get("/flows/company.team").await, StatusCode::OK).await,
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn validate_accepts_a_multipart_flows_part() {
+    let f = start().await;
+    let form = reqwest::multipart::Form::new().text("flows", flow(NS, "good", "x"));
+    let response = f
+        .client
+        .post(f.url("/flows/validate"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let results = json(response, StatusCode::OK).await;
+    assert_eq!(results.as_array().unwrap().len(), 1);
+    assert_eq!(results[0]["flow"], "good");
+    assert!(results[0].get("constraints").is_none());
+}
+
+#[tokio::test]
+async fn list_in_namespace_returns_live_flows_without_source() {
+    let f = start().await;
+    json(f.post_flow(&flow(NS, "b", "x")).await, StatusCode::OK).await;
+    json(f.post_flow(&flow(NS, "a", "x")).await, StatusCode::OK).await;
+    json(f.post_flow(&flow(NS, "gone", "x")).await, StatusCode::OK).await;
+    json(
+        f.post_flow(&flow("company.team.sub", "child", "x")).await,
+        StatusCode::OK,
+    )
+    .await;
+    f.client
+        .delete(f.url("/flows/company.team/gone"))
+        .send()
+        .await
+        .unwrap();
+
+    let list = json(f.get("/flows/company.team").await, StatusCode::OK).await;
+    let summary: Vec<(String, u64, bool)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().to_owned(),
+                f["revision"].as_u64().unwrap(),
+                f.get("source").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("a".into(), 1, false), ("b".into(), 1, false)]
+    );
+    assert_eq!(
+        json(f.get("/flows/unknown.ns").await, StatusCode::OK).await,
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn search_pages_and_filters() {
+    let f = start().await;
+    for (ns, id) in [
+        (NS, "a"),
+        (NS, "b"),
+        (NS, "c"),
+        ("company.team.sub", "d"),
+        ("other", "e"),
+    ] {
+        json(f.post_flow(&flow(ns, id, "x")).await, StatusCode::OK).await;
+    }
+    let ids = |body: &Value| -> Vec<String> {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page = json(
+        f.get("/flows/search?page=1&size=2&filters[namespace][EQUALS]=company.team")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (ids(&page), page["total"].clone()),
+        (vec!["a".into(), "b".into()], json!(3))
+    );
+    assert!(page["results"][0].get("source").is_none());
+
+    let page2 = json(
+        f.get("/flows/search?page=2&size=2&filters%5Bnamespace%5D%5BEQUALS%5D=company.team")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&page2), vec!["c".to_owned()]);
+
+    let prefix = json(
+        f.get("/flows/search?size=50&filters[namespace][PREFIX]=company")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(&prefix), vec!["a", "b", "c", "d"]);
+
+    let legacy = json(
+        f.get("/flows/search?namespace=company.team").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!((ids(&legacy).len(), legacy["total"].clone()), (4, json!(4)));
+
+    let bad = json(
+        f.get("/flows/search?filters[state][EQUALS]=x").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bad Request: ")
+    );
+}
+
+#[tokio::test]
+async fn bulk_namespace_update_is_refused_loudly() {
+    let f = start().await;
+    json(f.post_flow(&flow(NS, "keep", "x")).await, StatusCode::OK).await;
+    let response = f
+        .client
+        .post(f.url("/flows/company.team"))
+        .header("content-type", "application/x-yaml")
+        .body(flow(NS, "other", "x"))
+        .send()
+        .await
+        .unwrap();
+    let body = json(response, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("refuses POST /flows/{namespace}")
+    );
+    // Nothing was deleted.
+    json(f.get("/flows/company.team/keep").await, StatusCode::OK).await;
+}

@@ -1,0 +1,306 @@
+//! KestraFlow adapter: the YAML source is the whole desired state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::crd::flow::{FlowStatusFields, KestraFlow};
+use crate::engine::refs::{self, RefKind, Reference};
+use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target};
+use crate::kestra::{Flow, KestraClient, KestraError};
+
+use super::flow_source::check_identity;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct DesiredFlow {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObservedFlow {
+    Absent,
+    Present(Flow),
+    /// The namespace listing shows the revision last synced: nothing changed.
+    AtRevision(i64),
+}
+
+type ListingKey = (Option<String>, String);
+type Listing = Arc<HashMap<String, i64>>;
+/// The last listing of one namespace and when it was taken; locked while it is refreshed.
+type ListingSlot = Arc<tokio::sync::Mutex<Option<(Instant, Listing)>>>;
+
+/// Namespace listings shared by the flows of a resync wave: the cost of a drift check grows
+/// with the number of Kestra namespaces, not flows.
+#[derive(Default)]
+pub struct FlowAdapter {
+    listings: Mutex<HashMap<ListingKey, ListingSlot>>,
+}
+
+/// How long one listing answers for the flows of its namespace.
+const LISTING_TTL: Duration = Duration::from_secs(2);
+
+impl FlowAdapter {
+    async fn listing(
+        &self,
+        kestra: &KestraClient,
+        target: &Target,
+    ) -> Result<Listing, KestraError> {
+        let slot = {
+            let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+            listings
+                .entry((target.tenant.clone(), target.namespace.clone()))
+                .or_default()
+                .clone()
+        };
+        let mut cached = slot.lock().await;
+        if let Some((at, listing)) = cached.as_ref()
+            && at.elapsed() < LISTING_TTL
+        {
+            return Ok(listing.clone());
+        }
+        let flows = kestra
+            .list_flows(target.tenant(), &target.namespace)
+            .await?;
+        let listing: Listing = Arc::new(flows.into_iter().map(|f| (f.id, f.revision)).collect());
+        *cached = Some((Instant::now(), listing.clone()));
+        Ok(listing)
+    }
+}
+
+impl Adapter for FlowAdapter {
+    type Resource = KestraFlow;
+    type Desired = DesiredFlow;
+    type Observed = ObservedFlow;
+    type Fields = FlowStatusFields;
+    const KIND: &'static str = "KestraFlow";
+    const NOUN: &'static str = "flow";
+
+    fn common(r: &KestraFlow) -> Common<'_> {
+        Common {
+            namespace: &r.spec.namespace,
+            name: &r.spec.id,
+            tenant: r.spec.tenant.as_deref(),
+            deletion_policy: r.spec.deletion_policy.unwrap_or_default(),
+            suspend: r.spec.suspend.unwrap_or(false),
+            resync_period: r.spec.resync_period.as_deref(),
+        }
+    }
+
+    fn status(r: &KestraFlow) -> Option<&Status<Self>> {
+        r.status.as_ref()
+    }
+
+    fn references(r: &KestraFlow) -> Vec<Reference> {
+        r.spec
+            .source_from
+            .iter()
+            .map(|s| Reference {
+                kind: RefKind::ConfigMap,
+                name: s.config_map_key_ref.name.clone(),
+            })
+            .collect()
+    }
+
+    async fn desired(
+        &self,
+        client: &kube::Client,
+        r: &KestraFlow,
+    ) -> Result<DesiredFlow, ReconcileError> {
+        let source = match (&r.spec.source, &r.spec.source_from) {
+            (Some(source), None) => source.clone(),
+            (None, Some(from)) => {
+                let namespace = r.metadata.namespace.as_deref().unwrap_or_default();
+                let bytes = refs::read_key(
+                    client,
+                    namespace,
+                    RefKind::ConfigMap,
+                    &from.config_map_key_ref,
+                )
+                .await?;
+                String::from_utf8(bytes).map_err(|_| {
+                    ReconcileError::InvalidSpec(format!(
+                        "ConfigMap key {}/{} is not UTF-8 text, so it cannot be a flow YAML",
+                        from.config_map_key_ref.name, from.config_map_key_ref.key
+                    ))
+                })?
+            }
+            _ => {
+                return Err(ReconcileError::InvalidSpec(
+                    "set exactly one of spec.source or spec.sourceFrom".to_string(),
+                ));
+            }
+        };
+        check_identity(&source, &r.spec.id, &r.spec.namespace)
+            .map_err(ReconcileError::InvalidSpec)?;
+        Ok(DesiredFlow { source })
+    }
+
+    async fn observe(
+        &self,
+        kestra: &KestraClient,
+        target: &Target,
+        mode: ObserveMode,
+        prior: Option<&FlowStatusFields>,
+    ) -> Result<ObservedFlow, KestraError> {
+        if let (ObserveMode::Resync, Some(revision)) = (mode, prior.and_then(|p| p.revision)) {
+            let listing = self.listing(kestra, target).await?;
+            if listing.get(&target.name) == Some(&revision) {
+                return Ok(ObservedFlow::AtRevision(revision));
+            }
+        }
+        Ok(
+            match kestra
+                .get_flow(target.tenant(), &target.namespace, &target.name)
+                .await?
+            {
+                Some(flow) => ObservedFlow::Present(flow),
+                None => ObservedFlow::Absent,
+            },
+        )
+    }
+
+    fn diff(desired: &DesiredFlow, observed: &ObservedFlow) -> Diff {
+        match observed {
+            ObservedFlow::Absent => Diff::Missing,
+            ObservedFlow::AtRevision(_) => Diff::InSync,
+            ObservedFlow::Present(flow)
+                if flow.source.as_deref() == Some(desired.source.as_str()) =>
+            {
+                Diff::InSync
+            }
+            ObservedFlow::Present(_) => Diff::Differs,
+        }
+    }
+
+    async fn write(
+        &self,
+        kestra: &KestraClient,
+        target: &Target,
+        desired: &DesiredFlow,
+    ) -> Result<FlowStatusFields, ReconcileError> {
+        let (tenant, namespace, id) = (
+            target.tenant(),
+            target.namespace.as_str(),
+            target.name.as_str(),
+        );
+        // Update first (the usual case after creation); create when absent; update again if a
+        // concurrent writer created it in between.
+        let flow = match kestra
+            .update_flow(tenant, namespace, id, &desired.source)
+            .await?
+        {
+            Some(flow) => flow,
+            None => match kestra.create_flow(tenant, &desired.source).await? {
+                Some(flow) => flow,
+                None => kestra
+                    .update_flow(tenant, namespace, id, &desired.source)
+                    .await?
+                    .ok_or_else(|| KestraError::Unexpected {
+                        status: 404,
+                        message: "Kestra said the flow exists, then that it does not".to_string(),
+                    })?,
+            },
+        };
+        Ok(FlowStatusFields {
+            revision: Some(flow.revision),
+            validated: Some(true),
+        })
+    }
+
+    fn in_sync_fields(
+        _: &DesiredFlow,
+        observed: &ObservedFlow,
+        prior: Option<&FlowStatusFields>,
+    ) -> FlowStatusFields {
+        let revision = match observed {
+            ObservedFlow::Present(flow) => Some(flow.revision),
+            ObservedFlow::AtRevision(revision) => Some(*revision),
+            ObservedFlow::Absent => prior.and_then(|p| p.revision),
+        };
+        FlowStatusFields {
+            revision,
+            validated: Some(true),
+        }
+    }
+
+    fn describe(target: &Target, fields: &FlowStatusFields) -> String {
+        let revision = fields
+            .revision
+            .map(|r| format!(" at revision {r}"))
+            .unwrap_or_default();
+        format!(
+            "flow {}/{}{revision}{}",
+            target.namespace,
+            target.name,
+            tenant_suffix(target)
+        )
+    }
+
+    async fn delete(&self, kestra: &KestraClient, target: &Target) -> Result<(), KestraError> {
+        kestra
+            .delete_flow(target.tenant(), &target.namespace, &target.name)
+            .await
+    }
+}
+
+pub(crate) fn tenant_suffix(target: &Target) -> String {
+    match target.tenant() {
+        Some(t) => format!(" (tenant {t})"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(source: &str, revision: i64) -> Flow {
+        Flow {
+            id: "f".into(),
+            namespace: "n".into(),
+            revision,
+            source: Some(source.into()),
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn diff_compares_sources_exactly() {
+        let desired = DesiredFlow {
+            source: "id: f\nnamespace: n\n".into(),
+        };
+        assert_eq!(
+            FlowAdapter::diff(&desired, &ObservedFlow::Absent),
+            Diff::Missing
+        );
+        assert_eq!(
+            FlowAdapter::diff(&desired, &ObservedFlow::AtRevision(3)),
+            Diff::InSync
+        );
+        assert_eq!(
+            FlowAdapter::diff(
+                &desired,
+                &ObservedFlow::Present(flow("id: f\nnamespace: n\n", 1))
+            ),
+            Diff::InSync
+        );
+        assert_eq!(
+            FlowAdapter::diff(
+                &desired,
+                &ObservedFlow::Present(flow("id: f\nnamespace: n\n# edited\n", 2))
+            ),
+            Diff::Differs
+        );
+    }
+
+    #[test]
+    fn in_sync_fields_take_the_observed_revision() {
+        let desired = DesiredFlow {
+            source: String::new(),
+        };
+        let fields =
+            FlowAdapter::in_sync_fields(&desired, &ObservedFlow::Present(flow("", 7)), None);
+        assert_eq!(fields.revision, Some(7));
+        assert_eq!(fields.validated, Some(true));
+    }
+}

@@ -1,0 +1,123 @@
+//! Why a reconcile did not reach Kestra, and what each cause means for status and retries.
+
+use crate::kestra::KestraError;
+
+/// Everything that can stop a reconcile. Each variant knows its status reason, whether the
+/// spec must change before anything can progress (`Stalled`), and how to retry.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The spec cannot be applied as written (admission could not see it).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// A referenced Secret or ConfigMap, or its key, does not exist (yet).
+    #[error("{0}")]
+    ReferenceNotFound(String),
+    #[error(transparent)]
+    Kestra(#[from] KestraError),
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// How the engine follows up on an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Exponential backoff per object: the cause may go away by itself.
+    Backoff,
+    /// Wait for a change of the spec (or a referenced object, or the resync period).
+    AwaitChange,
+}
+
+impl ReconcileError {
+    /// The CamelCase reason shown in status, Events and the metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::ReferenceNotFound(_) => "ReferenceNotFound",
+            Self::Kestra(KestraError::Unavailable { .. }) => "KestraUnavailable",
+            Self::Kestra(KestraError::Unauthorized { .. }) => "Unauthorized",
+            Self::Kestra(KestraError::Rejected { .. }) => "Rejected",
+            Self::Kestra(KestraError::Config(_)) => "InvalidSpec",
+            Self::Kestra(KestraError::Unexpected { .. } | KestraError::Decode(_)) => {
+                "UnexpectedResponse"
+            }
+            Self::Kube(_) => "KubernetesError",
+        }
+    }
+
+    /// True when nothing will progress until the spec changes.
+    pub fn stalled(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidSpec(_)
+                | Self::Kestra(KestraError::Rejected { .. } | KestraError::Config(_))
+        )
+    }
+
+    pub fn retry(&self) -> Retry {
+        if self.stalled() {
+            Retry::AwaitChange
+        } else {
+            Retry::Backoff
+        }
+    }
+
+    /// What the user should do, appended to the message in status and Events.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) | Self::Kestra(KestraError::Config(_)) => {
+                "fix the spec; nothing is written to Kestra until then"
+            }
+            Self::ReferenceNotFound(_) => {
+                "create the referenced object or key; the resource syncs as soon as it exists"
+            }
+            Self::Kestra(KestraError::Unavailable { .. }) => "retrying with backoff",
+            Self::Kestra(KestraError::Unauthorized { .. }) => {
+                "check the operator's Kestra credentials (KESTRA_API_API_KEY or KESTRA_API_BASIC_AUTH) and their permissions; retrying with backoff"
+            }
+            Self::Kestra(KestraError::Rejected { .. }) => "fix the spec so that Kestra accepts it",
+            Self::Kestra(KestraError::Unexpected { .. } | KestraError::Decode(_)) => {
+                "retrying with backoff; check the Kestra URL and version"
+            }
+            Self::Kube(_) => "retrying with backoff",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_table() {
+        let cases: Vec<(ReconcileError, &str, bool)> = vec![
+            (ReconcileError::InvalidSpec("x".into()), "InvalidSpec", true),
+            (
+                ReconcileError::ReferenceNotFound("x".into()),
+                "ReferenceNotFound",
+                false,
+            ),
+            (
+                KestraError::from_status(503, b"").into(),
+                "KestraUnavailable",
+                false,
+            ),
+            (
+                KestraError::from_status(401, b"").into(),
+                "Unauthorized",
+                false,
+            ),
+            (KestraError::from_status(422, b"").into(), "Rejected", true),
+            (
+                KestraError::from_status(418, b"").into(),
+                "UnexpectedResponse",
+                false,
+            ),
+            (KestraError::Config("x".into()).into(), "InvalidSpec", true),
+        ];
+        for (err, reason, stalled) in cases {
+            assert_eq!(err.reason(), reason, "{err:?}");
+            assert_eq!(err.stalled(), stalled, "{err:?}");
+            assert_eq!(err.retry() == Retry::AwaitChange, stalled);
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The generic reconcile engine: one lifecycle for every kind, driven by a small adapter.
+
+mod adapter;
+mod error;
+mod ownership;
+mod reconcile;
+pub mod refs;
+mod runner;
+pub mod status;
+
+use std::collections::HashMap;
+use std::hash::RandomState;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use adapter::{Adapter, Common, Diff, ObserveMode, Status, Target};
+pub use error::{ReconcileError, Retry};
+pub use reconcile::now_rfc3339;
+pub use runner::{EngineConfig, Shared, run_kind};
+
+use crate::kestra::KestraClient;
+
+/// Keeps the resource until its Kestra object is deleted (or orphaned).
+pub const FINALIZER: &str = "model.kestra.io/finalizer";
+/// Set to any new value (e.g. a timestamp) to ask for an immediate sync.
+pub const RECONCILE_REQUEST_ANNOTATION: &str = "model.kestra.io/reconcile-requested-at";
+
+type ObjectKey = (String, String);
+
+fn object_key<K: Resource>(obj: &K) -> ObjectKey {
+    (obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Per-kind state the reconciles share.
+pub struct KindContext<A: Adapter> {
+    pub shared: Arc<Shared>,
+    pub adapter: A,
+    /// Every watched namespace's cache of this kind, for conflict checks across namespaces.
+    stores: Vec<Store<A::Resource>>,
+    /// Wakes a resource (routed to its namespace's controller).
+    peers: HashMap<Option<String>, UnboundedSender<ObjectRef<A::Resource>>>,
+    failures: Mutex<HashMap<ObjectKey, u32>>,
+    /// Digest of the desired state last synced, to tell drift from a changed reference.
+    last_digests: Mutex<HashMap<ObjectKey, u64>>,
+    digests: RandomState,
+}
+
+impl<A: Adapter> KindContext<A> {
+    fn kestra(&self) -> &KestraClient {
+        &self.shared.kestra
+    }
+
+    fn target(&self, obj: &A::Resource) -> Result<Target, ReconcileError> {
+        let common = A::common(obj);
+        Ok(Target {
+            tenant: self.kestra().tenant_for(common.tenant)?,
+            namespace: common.namespace.to_string(),
+            name: A::object_name(obj)?,
+        })
+    }
+
+    /// The older resource that owns `target`, when it is not `obj`.
+    fn conflict_owner(&self, obj: &A::Resource, target: &Target) -> Option<String> {
+        let me = reconcile::claim_of(obj);
+        let mut claims = vec![me.clone()];
+        for store in &self.stores {
+            for other in store.state() {
+                if other.meta().uid == obj.meta().uid || other.meta().deletion_timestamp.is_some() {
+                    continue;
+                }
+                let common = A::common(&other);
+                if common.namespace != target.namespace {
+                    continue;
+                }
+                if self.target(&other).is_ok_and(|t| &t == target) {
+                    claims.push(reconcile::claim_of(other.as_ref()));
+                }
+            }
+        }
+        let owner = reconcile::owner_of(&claims)?;
+        (owner != &me).then(|| format!("{}/{}", owner.namespace, owner.name))
+    }
+
+    /// Reconcile the other resources naming `target` (a conflict loser may now own it).
+    fn wake_peers(&self, obj: &A::Resource, target: &Target) {
+        for store in &self.stores {
+            for other in store.state() {
+                if other.meta().uid == obj.meta().uid
+                    || A::common(&other).namespace != target.namespace
+                {
+                    continue;
+                }
+                if self.target(&other).is_ok_and(|t| &t == target) {
+                    let ns = other.namespace();
+                    let sender = self.peers.get(&ns).or_else(|| self.peers.get(&None));
+                    if let Some(sender) = sender {
+                        let _ = sender.send(ObjectRef::from_obj(other.as_ref()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn resync_period(&self, obj: &A::Resource) -> Duration {
+        A::common(obj)
+            .resync_period
+            .and_then(parse_period)
+            .unwrap_or(self.shared.config.resync_period)
+    }
+
+    /// Exponential backoff per object, capped.
+    fn backoff(&self, obj: &A::Resource) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(object_key(obj)).or_insert(0);
+        *count = count.saturating_add(1);
+        backoff_delay(
+            *count,
+            self.shared.config.min_backoff,
+            self.shared.config.max_backoff,
+        )
+    }
+
+    fn reset_failures(&self, obj: &A::Resource) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&object_key(obj));
+    }
+
+    fn last_digest(&self, obj: &A::Resource) -> Option<u64> {
+        self.last_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&object_key(obj))
+            .copied()
+    }
+
+    fn remember_digest(&self, obj: &A::Resource, digest: u64) {
+        self.last_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(object_key(obj), digest);
+    }
+
+    fn forget_digest(&self, obj: &A::Resource) {
+        self.last_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&object_key(obj));
+    }
+
+    async fn patch_status(&self, obj: &A::Resource, status: &Status<A>) -> Result<(), kube::Error> {
+        let api: Api<A::Resource> = Api::namespaced(
+            self.shared.client.clone(),
+            &obj.namespace().unwrap_or_default(),
+        );
+        api.patch_status(
+            &obj.name_any(),
+            &reconcile::status_params(),
+            &reconcile::status_patch::<A>(status),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn publish(&self, obj: &A::Resource, type_: EventType, reason: &str, note: String) {
+        let note = if note.len() > 1000 {
+            let cut = note
+                .char_indices()
+                .take_while(|(i, _)| *i < 990)
+                .last()
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            format!("{}...", &note[..cut])
+        } else {
+            note
+        };
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Sync".to_string(),
+            secondary: None,
+        };
+        let recorder: &Recorder = &self.shared.recorder;
+        if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(kind = A::KIND, error = %e, "could not publish an Event");
+        }
+    }
+}
+
+/// `min * 2^(n-1)`, capped at `max`, with up to 10% jitter.
+pub fn backoff_delay(failures: u32, min: Duration, max: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    let base = min.saturating_mul(1u32 << exp).min(max);
+    let spread = base.as_millis() as u64 / 10;
+    let jitter = if spread > 0 {
+        rand::random_range(0..spread)
+    } else {
+        0
+    };
+    (base + Duration::from_millis(jitter)).min(max)
+}
+
+/// Parse a period such as `30s`, `5m`, `1h30m` or `500ms`.
+pub fn parse_period(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let value: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (Duration::from_millis(1), 2)
+        } else if rest.starts_with('s') {
+            (Duration::from_secs(1), 1)
+        } else if rest.starts_with('m') {
+            (Duration::from_secs(60), 1)
+        } else if rest.starts_with('h') {
+            (Duration::from_secs(3600), 1)
+        } else {
+            return None;
+        };
+        total = total.checked_add(unit.checked_mul(u32::try_from(value).ok()?)?)?;
+        rest = &rest[len..];
+    }
+    (!total.is_zero()).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods() {
+        assert_eq!(parse_period("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_period("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_period("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_period("5"), None);
+        assert_eq!(parse_period("m"), None);
+        assert_eq!(parse_period("0s"), None);
+        assert_eq!(parse_period(""), None);
+        assert_eq!(parse_period("5d"), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let min = Duration::from_millis(500);
+        let max = Duration::from_secs(60);
+        let first = backoff_delay(1, min, max);
+        assert!(first >= min && first < min * 2);
+        let fourth = backoff_delay(4, min, max);
+        assert!(fourth >= Duration::from_secs(4) && fourth < Duration::from_millis(4400));
+        assert_eq!(backoff_delay(30, min, max), max);
+    }
+}

@@ -1,0 +1,452 @@
+//! The lifecycle every kind shares: finalizer, suspend, conflicts, observe, diff, write,
+//! status, Events, metrics, backoff, resync.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::adapter::{Adapter, Diff, ObserveMode, Status, Target};
+use super::error::{ReconcileError, Retry};
+use super::ownership::{Claim, owner};
+use super::status::{Outcome, next_conditions, ready_condition, status_changed, summary};
+use super::{FINALIZER, KindContext, RECONCILE_REQUEST_ANNOTATION};
+use crate::metrics::{ErrorLabels, KindLabels};
+
+/// Errors that reach the controller's error policy (only when the finalizer cannot proceed).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+}
+
+/// What the sync step did to Kestra.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Created,
+    Updated,
+    DriftCorrected,
+}
+
+impl Change {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::Updated => "Updated",
+            Self::DriftCorrected => "DriftCorrected",
+        }
+    }
+}
+
+/// The step's result before it becomes status.
+enum Step<F> {
+    Synced {
+        target: Target,
+        fields: F,
+        change: Option<Change>,
+    },
+    Suspended,
+    Conflict {
+        owner: String,
+    },
+    Expired {
+        target: Target,
+    },
+}
+
+pub async fn reconcile<A: Adapter>(
+    obj: Arc<A::Resource>,
+    ctx: Arc<KindContext<A>>,
+) -> Result<Action, EngineError> {
+    let started = Instant::now();
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<A::Resource> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    let labels = KindLabels { kind: A::KIND };
+    ctx.shared.metrics.reconciles.get_or_create(&labels).inc();
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(obj) => Ok(apply(obj.as_ref(), &ctx).await),
+            Finalizer::Cleanup(obj) => cleanup(obj.as_ref(), &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| EngineError::Finalizer(Box::new(e)));
+    ctx.shared
+        .metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The error policy: backoff per object for what the reconcile could not handle itself.
+pub fn error_policy<A: Adapter>(
+    obj: Arc<A::Resource>,
+    error: &EngineError,
+    ctx: Arc<KindContext<A>>,
+) -> Action {
+    let reason = match error {
+        EngineError::Finalizer(e) => match e.as_ref() {
+            kube::runtime::finalizer::Error::CleanupFailed(inner)
+            | kube::runtime::finalizer::Error::ApplyFailed(inner) => inner.reason(),
+            _ => "KubernetesError",
+        },
+    };
+    ctx.shared
+        .metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            kind: A::KIND,
+            reason,
+        })
+        .inc();
+    tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj.as_ref()), reason, error = %error, "reconcile failed");
+    Action::requeue(ctx.backoff(obj.as_ref()))
+}
+
+fn requested_at<A: Adapter>(obj: &A::Resource) -> Option<String> {
+    obj.annotations().get(RECONCILE_REQUEST_ANNOTATION).cloned()
+}
+
+async fn apply<A: Adapter>(obj: &A::Resource, ctx: &KindContext<A>) -> Action {
+    let status = A::status(obj);
+    let generation = obj.meta().generation;
+    let requested = requested_at::<A>(obj);
+    let forced = requested.is_some()
+        && requested != status.and_then(|s| s.last_handled_reconcile_at.clone());
+    let spec_changed = status.and_then(|s| s.observed_generation) != generation;
+    let result = sync(obj, ctx, status, spec_changed || forced).await;
+    finish(obj, ctx, result, requested).await
+}
+
+async fn sync<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+    status: Option<&Status<A>>,
+    spec_or_request_changed: bool,
+) -> Result<Step<A::Fields>, ReconcileError> {
+    let common = A::common(obj);
+    if common.suspend {
+        return Ok(Step::Suspended);
+    }
+    let target = ctx.target(obj)?;
+    if let Some(owner) = ctx.conflict_owner(obj, &target) {
+        return Ok(Step::Conflict { owner });
+    }
+    let desired = ctx.adapter.desired(&ctx.shared.client, obj).await?;
+    let prior = status.map(|s| &s.kind);
+    let was_ready = ready_condition(status).is_some_and(|c| c.status == "True");
+    let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str());
+    let mode = if spec_or_request_changed || !was_ready || !owned {
+        ObserveMode::Full
+    } else {
+        ObserveMode::Resync
+    };
+    let kestra = &ctx.shared.kestra;
+    let observed = ctx.adapter.observe(kestra, &target, mode, prior).await?;
+    let diff = A::diff(&desired, &observed);
+    let digest = ctx.digests.hash_one(&desired);
+    let same_desired = ctx.last_digest(obj) == Some(digest);
+    let step = match diff {
+        Diff::InSync => Step::Synced {
+            fields: A::in_sync_fields(&desired, &observed, prior),
+            target,
+            change: None,
+        },
+        Diff::Expired if !spec_or_request_changed => Step::Expired { target },
+        Diff::Missing | Diff::Differs | Diff::Expired => {
+            let fields = ctx.adapter.write(kestra, &target, &desired).await?;
+            let change = if owned
+                && was_ready
+                && same_desired
+                && !spec_or_request_changed
+                && diff != Diff::Expired
+            {
+                Change::DriftCorrected
+            } else if diff == Diff::Missing || diff == Diff::Expired {
+                Change::Created
+            } else {
+                Change::Updated
+            };
+            Step::Synced {
+                target,
+                fields,
+                change: Some(change),
+            }
+        }
+    };
+    ctx.remember_digest(obj, digest);
+    Ok(step)
+}
+
+async fn finish<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+    result: Result<Step<A::Fields>, ReconcileError>,
+    requested: Option<String>,
+) -> Action {
+    let previous = A::status(obj);
+    let mut next: Status<A> = previous.cloned().unwrap_or_default();
+    let now = now_rfc3339();
+    let resync = ctx.resync_period(obj);
+    let mut event: Option<(EventType, &'static str, String)> = None;
+    let (outcome, action) = match result {
+        Ok(Step::Synced {
+            target,
+            fields,
+            change,
+        }) => {
+            ctx.reset_failures(obj);
+            let description = A::describe(&target, &fields);
+            let message = match change {
+                None => format!("{description} matches the spec"),
+                Some(Change::Created) => format!("created {description}"),
+                Some(Change::Updated) => format!("updated {description}"),
+                Some(Change::DriftCorrected) => {
+                    format!(
+                        "{description} was changed outside Kubernetes and has been restored to the spec"
+                    )
+                }
+            };
+            if let Some(change) = change {
+                event = Some((EventType::Normal, change.reason(), message.clone()));
+                if change == Change::DriftCorrected {
+                    next.drift_corrections += 1;
+                    next.last_drift_time = Some(now.clone());
+                    ctx.shared
+                        .metrics
+                        .drift_corrections
+                        .get_or_create(&KindLabels { kind: A::KIND })
+                        .inc();
+                }
+            }
+            next.owned_object = Some(target.key());
+            next.kind = fields;
+            next.last_sync_time = Some(now.clone());
+            (
+                Outcome::ready("Synced", message),
+                Action::requeue(jitter(resync)),
+            )
+        }
+        Ok(Step::Suspended) => (
+            Outcome::not_ready(
+                "Suspended",
+                "spec.suspend is true: the operator neither reads nor writes Kestra for this resource",
+            ),
+            Action::await_change(),
+        ),
+        Ok(Step::Conflict { owner }) => (
+            Outcome::stalled(
+                "Conflict",
+                format!(
+                    "the same Kestra {} is managed by the older resource {owner}; this one writes nothing \
+                     until that resource is deleted or this one names another object",
+                    A::NOUN
+                ),
+            ),
+            Action::requeue(jitter(resync)),
+        ),
+        Ok(Step::Expired { target }) => (
+            Outcome::stalled(
+                "Expired",
+                format!(
+                    "{} {} expired in Kestra after its ttl; it is not written again until the spec changes \
+                     or the annotation {RECONCILE_REQUEST_ANNOTATION} is set to a new value",
+                    A::NOUN,
+                    target.key()
+                ),
+            ),
+            Action::await_change(),
+        ),
+        Err(error) => {
+            let reason = error.reason();
+            ctx.shared
+                .metrics
+                .reconcile_errors
+                .get_or_create(&ErrorLabels {
+                    kind: A::KIND,
+                    reason,
+                })
+                .inc();
+            tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, error = %error, "sync failed");
+            let message = format!("{error}; {}", error.advice());
+            let action = match error.retry() {
+                Retry::Backoff => Action::requeue(ctx.backoff(obj)),
+                Retry::AwaitChange => {
+                    ctx.reset_failures(obj);
+                    Action::requeue(jitter(resync))
+                }
+            };
+            let outcome = if error.stalled() {
+                Outcome::stalled(reason, message)
+            } else {
+                Outcome::not_ready(reason, message)
+            };
+            (outcome, action)
+        }
+    };
+    let previous_ready = ready_condition(previous);
+    // One Event per new outcome: a Synced resource that stays Synced only speaks when it writes.
+    let outcome_changed = previous_ready.is_none_or(|c| {
+        c.reason != outcome.reason || (!outcome.ready && c.message != outcome.message)
+    });
+    if event.is_none() && outcome_changed {
+        let type_ = if outcome.ready || outcome.reason == "Suspended" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        event = Some((type_, outcome.reason, outcome.message.clone()));
+    }
+    next.observed_generation = obj.meta().generation;
+    next.last_handled_reconcile_at = requested.or(next.last_handled_reconcile_at);
+    next.reason = Some(summary(&outcome));
+    next.conditions = next_conditions(
+        previous
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        &outcome,
+        obj.meta().generation,
+        &now,
+    );
+    let sync_time_fresh = previous
+        .and_then(|s| s.last_sync_time.as_deref())
+        .is_some_and(|t| age(t).is_some_and(|a| a < ctx.shared.config.status_refresh));
+    if status_changed(previous, &next, sync_time_fresh)
+        && let Err(e) = ctx.patch_status(obj, &next).await
+    {
+        tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj), error = %e, "status update failed");
+        return Action::requeue(ctx.backoff(obj));
+    }
+    if let Some((type_, reason, note)) = event {
+        ctx.publish(obj, type_, reason, note).await;
+    }
+    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason, ready = outcome.ready, "{}", outcome.message);
+    action
+}
+
+async fn cleanup<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+) -> Result<Action, ReconcileError> {
+    let status = A::status(obj);
+    let common = A::common(obj);
+    let Ok(target) = ctx.target(obj) else {
+        return Ok(Action::await_change());
+    };
+    let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str());
+    let (reason, note) = if !owned {
+        (
+            "Released",
+            format!(
+                "{} {} was never owned by this resource and is left in Kestra",
+                A::NOUN,
+                target.key()
+            ),
+        )
+    } else if common.deletion_policy == crate::crd::DeletionPolicy::Orphan {
+        (
+            "Orphaned",
+            format!(
+                "deletionPolicy is Orphan: {} {} is left in Kestra",
+                A::NOUN,
+                target.key()
+            ),
+        )
+    } else {
+        if let Err(error) = ctx.adapter.delete(&ctx.shared.kestra, &target).await {
+            let error = ReconcileError::from(error);
+            let message = format!(
+                "deleting {} {} from Kestra failed, the resource stays until it succeeds: {error}; {}",
+                A::NOUN,
+                target.key(),
+                error.advice()
+            );
+            let mut next = status.cloned().unwrap_or_default();
+            let outcome = Outcome::not_ready("DeletionPending", message.clone());
+            next.reason = Some(summary(&outcome));
+            next.conditions = next_conditions(
+                &next.conditions,
+                &outcome,
+                obj.meta().generation,
+                &now_rfc3339(),
+            );
+            if status_changed(status, &next, false) {
+                if let Err(e) = ctx.patch_status(obj, &next).await {
+                    tracing::warn!(kind = A::KIND, error = %e, "status update failed");
+                }
+                ctx.publish(obj, EventType::Warning, "DeletionPending", message)
+                    .await;
+            }
+            return Err(error);
+        }
+        (
+            "Deleted",
+            format!("deleted {} {} from Kestra", A::NOUN, target.key()),
+        )
+    };
+    ctx.reset_failures(obj);
+    ctx.forget_digest(obj);
+    ctx.publish(obj, EventType::Normal, reason, note.clone())
+        .await;
+    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, "{note}");
+    // A resource that lost a conflict to this one may now own the object.
+    ctx.wake_peers(obj, &target);
+    Ok(Action::await_change())
+}
+
+pub(super) fn claim_of<K: Resource>(obj: &K) -> Claim {
+    Claim {
+        created: obj
+            .meta()
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        namespace: obj.meta().namespace.clone().unwrap_or_default(),
+        name: obj.meta().name.clone().unwrap_or_default(),
+    }
+}
+
+pub(super) fn owner_of(claims: &[Claim]) -> Option<&Claim> {
+    owner(claims)
+}
+
+pub(super) fn status_patch<A: Adapter>(status: &Status<A>) -> Patch<serde_json::Value> {
+    let api_version = <A::Resource as Resource>::api_version(&());
+    let kind = <A::Resource as Resource>::kind(&());
+    Patch::Apply(json!({ "apiVersion": api_version, "kind": kind, "status": status }))
+}
+
+pub(super) fn status_params() -> PatchParams {
+    PatchParams::apply("kestra-operator").force()
+}
+
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn age(rfc3339: &str) -> Option<Duration> {
+    let then: k8s_openapi::jiff::Timestamp = rfc3339.parse().ok()?;
+    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(then);
+    Duration::try_from(elapsed).ok()
+}
+
+/// Spread resyncs so that thousands of objects do not hit Kestra in the same second.
+fn jitter(period: Duration) -> Duration {
+    let spread = period.as_millis() as u64 / 10;
+    if spread == 0 {
+        return period;
+    }
+    period + Duration::from_millis(rand::random_range(0..spread))
+}

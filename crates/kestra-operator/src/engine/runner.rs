@@ -1,0 +1,230 @@
+//! Wiring one kind into kube-runtime controllers: watches, triggers, concurrency, shutdown.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::adapter::Adapter;
+use super::refs::{RefKind, Reference};
+use super::status::ready_condition;
+use super::{KindContext, RECONCILE_REQUEST_ANNOTATION, reconcile};
+use crate::kestra::KestraClient;
+use crate::metrics::{ConditionLabels, Metrics};
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Default period between drift checks.
+    pub resync_period: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Reconciles running at once per kind and namespace watch.
+    pub concurrency: u16,
+    /// Kubernetes namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    /// How often an unchanged status still gets a fresh `lastSyncTime`.
+    pub status_refresh: Duration,
+}
+
+/// What every kind's reconciles share.
+pub struct Shared {
+    pub client: kube::Client,
+    pub kestra: KestraClient,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub config: EngineConfig,
+    /// Kinds whose caches have synced (for `/readyz`).
+    pub ready_kinds: AtomicUsize,
+}
+
+/// Only spec, annotation, finalizer and deletion changes start a reconcile: the operator's own
+/// status writes do not, so a sync costs one Kestra read, not two.
+fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    let mut hasher = DefaultHasher::new();
+    meta.uid.hash(&mut hasher);
+    meta.generation.hash(&mut hasher);
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(RECONCILE_REQUEST_ANNOTATION))
+        .hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Run the controllers of one kind until `shutdown` flips to true.
+pub async fn run_kind<A: Adapter>(
+    shared: Arc<Shared>,
+    adapter: A,
+    shutdown: watch::Receiver<bool>,
+) {
+    let scopes: Vec<Option<String>> = if shared.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        shared.config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut stores = Vec::new();
+    let mut peers = HashMap::new();
+    let mut controllers = Vec::new();
+    for scope in &scopes {
+        let api: Api<A::Resource> = match scope {
+            Some(ns) => Api::namespaced(shared.client.clone(), ns),
+            None => Api::all(shared.client.clone()),
+        };
+        let (reader, writer) = reflector::store();
+        let trigger = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .reflect(writer)
+            .touched_objects()
+            .predicate_filter(trigger_hash::<A::Resource>, PredicateConfig::default());
+        let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+        peers.insert(scope.clone(), peer_tx);
+        stores.push(reader.clone());
+        let controller = Controller::for_stream(trigger, reader.clone())
+            .with_config(ControllerConfig::default().concurrency(shared.config.concurrency))
+            .watches_stream(
+                reference_stream::<Secret>(&shared.client, scope),
+                reference_mapper::<A, Secret>(reader.clone(), RefKind::Secret),
+            )
+            .watches_stream(
+                reference_stream::<ConfigMap>(&shared.client, scope),
+                reference_mapper::<A, ConfigMap>(reader.clone(), RefKind::ConfigMap),
+            )
+            .reconcile_on(UnboundedReceiverStream::new(peer_rx));
+        controllers.push(controller);
+    }
+    let ctx = Arc::new(KindContext {
+        shared: shared.clone(),
+        adapter,
+        stores: stores.clone(),
+        peers,
+        failures: Default::default(),
+        last_digests: Default::default(),
+        digests: Default::default(),
+    });
+    tokio::spawn(mark_ready(shared.clone(), stores.clone()));
+    tokio::spawn(count_objects::<A>(
+        shared.metrics.clone(),
+        stores,
+        shutdown.clone(),
+    ));
+    let runs = controllers.into_iter().map(|controller| {
+        let mut stop = shutdown.clone();
+        controller
+            .graceful_shutdown_on(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .run(
+                reconcile::reconcile::<A>,
+                reconcile::error_policy::<A>,
+                ctx.clone(),
+            )
+            .for_each(|_| future::ready(()))
+    });
+    future::join_all(runs).await;
+}
+
+fn reference_stream<K>(
+    client: &kube::Client,
+    scope: &Option<String>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<PartialObjectMeta<K>> = match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Metadata only: the operator never caches Secret values.
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .touched_objects()
+}
+
+fn reference_mapper<A: Adapter, K: Resource>(
+    store: Store<A::Resource>,
+    kind: RefKind,
+) -> impl Fn(PartialObjectMeta<K>) -> Vec<ObjectRef<A::Resource>> + Send + Sync + 'static {
+    move |changed| {
+        let namespace = changed.namespace();
+        let reference = Reference {
+            kind,
+            name: changed.name_any(),
+        };
+        store
+            .state()
+            .into_iter()
+            .filter(|r| r.namespace() == namespace && A::references(r).contains(&reference))
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect()
+    }
+}
+
+async fn mark_ready<K: Resource + Clone>(shared: Arc<Shared>, stores: Vec<Store<K>>)
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    for store in stores {
+        if store.wait_until_ready().await.is_err() {
+            return;
+        }
+    }
+    shared.ready_kinds.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Keep the objects-per-condition gauge current from the caches.
+async fn count_objects<A: Adapter>(
+    metrics: Arc<Metrics>,
+    stores: Vec<Store<A::Resource>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let mut counts: HashMap<&'static str, i64> =
+            HashMap::from([("True", 0), ("False", 0), ("Unknown", 0)]);
+        for store in &stores {
+            for obj in store.state() {
+                let ready = match ready_condition(A::status(&obj)).map(|c| c.status.as_str()) {
+                    Some("True") => "True",
+                    Some("False") => "False",
+                    _ => "Unknown",
+                };
+                *counts.entry(ready).or_default() += 1;
+            }
+        }
+        for (ready, count) in counts {
+            metrics
+                .objects
+                .get_or_create(&ConditionLabels {
+                    kind: A::KIND,
+                    ready,
+                })
+                .set(count);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The parts of Kestra's answers the operator reads.
+
+use serde::Deserialize;
+
+/// `FlowWithSource` (or `Flow` without `source`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Flow {
+    pub id: String,
+    pub namespace: String,
+    pub revision: i64,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// One row of a namespace's flow listing: enough to see whether a revision moved.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct FlowSummary {
+    pub id: String,
+    pub namespace: String,
+    pub revision: i64,
+}
+
+/// A stored KV value with its type.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct KvEntry {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub value: serde_json::Value,
+    #[serde(default, rename = "expirationDate")]
+    pub expiration_date: Option<String>,
+}
+
+/// What reading a KV key found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvRead {
+    Found(KvEntry),
+    Missing,
+    /// The key exists but its ttl has passed (HTTP 410).
+    Expired,
+}

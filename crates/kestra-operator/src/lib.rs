@@ -1,0 +1,10 @@
+//! kestra-operator: Kestra flows, key-value entries and namespace files as Kubernetes resources.
+
+pub mod adapters;
+pub mod config;
+pub mod crd;
+pub mod engine;
+pub mod kestra;
+pub mod metrics;
+pub mod operator;
+pub mod server;

@@ -1,0 +1,152 @@
+//! Prometheus metrics (OpenMetrics text on `/metrics`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: &'static str,
+    /// The status reason of the error (`KestraUnavailable`, `Rejected`, ...).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route template, never a concrete path (bounded cardinality, no object names).
+    pub route: &'static str,
+    pub method: &'static str,
+    /// HTTP status, or `error` when no response came.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+    pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    pub kind: &'static str,
+    /// `True`, `False` or `Unknown` (the Ready condition).
+    pub ready: &'static str,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    pub reconciles: Family<KindLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Family<KindLabels, Histogram>,
+    pub kestra_requests: Family<RequestLabels, Counter>,
+    pub kestra_request_duration: Family<RouteLabels, Histogram>,
+    pub drift_corrections: Family<KindLabels, Counter>,
+    pub objects: Family<ConditionLabels, Gauge>,
+    pub leader: Gauge,
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("kestra_operator");
+        let reconciles = Family::<KindLabels, Counter>::default();
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let reconcile_duration =
+            Family::<KindLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
+        let kestra_requests = Family::<RequestLabels, Counter>::default();
+        let kestra_request_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
+        let drift_corrections = Family::<KindLabels, Counter>::default();
+        let objects = Family::<ConditionLabels, Gauge>::default();
+        let leader = Gauge::default();
+        registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that ended in an error, per kind and status reason",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time a reconcile took, per kind",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "kestra_requests",
+            "Requests to the Kestra API by route template, method and status",
+            kestra_requests.clone(),
+        );
+        registry.register(
+            "kestra_request_duration_seconds",
+            "Latency of Kestra API requests by route template and method",
+            kestra_request_duration.clone(),
+        );
+        registry.register(
+            "drift_corrections",
+            "Changes made directly in Kestra that were reverted, per kind",
+            drift_corrections.clone(),
+        );
+        registry.register(
+            "objects",
+            "Resources known to the operator, per kind and Ready status",
+            objects.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 when this replica is the leader and reconciles",
+            leader.clone(),
+        );
+        Arc::new(Self {
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            kestra_requests,
+            kestra_request_duration,
+            drift_corrections,
+            objects,
+            leader,
+            registry,
+        })
+    }
+
+    pub fn observe_request(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: Option<u16>,
+        took: Duration,
+    ) {
+        let status = status.map_or_else(|| "error".to_string(), |s| s.to_string());
+        self.kestra_requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        self.kestra_request_duration
+            .get_or_create(&RouteLabels { route, method })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
