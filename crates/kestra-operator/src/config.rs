@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// Timeout of one Kestra request.
     #[arg(long, env = "KESTRA_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub kestra_timeout: Duration,
+    /// Requests per second to Kestra at most, all resources together (0: no limit).
+    #[arg(long, env = "KESTRA_RATE_LIMIT", default_value_t = 0)]
+    pub kestra_rate_limit: u32,
     /// Kubernetes namespaces to watch, comma-separated; all when empty.
     #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',', num_args = 0..)]
     pub namespaces: Vec<String>,
@@ -149,6 +152,7 @@ impl RunArgs {
             timeout: self.kestra_timeout,
             ca_file: self.kestra_ca_file.clone(),
             attempts: 3,
+            rate_limit: std::num::NonZeroU32::new(self.kestra_rate_limit),
         })
     }
 }

@@ -10,6 +10,20 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The kinds, as metric labels.
+pub const KINDS: [&str; 3] = ["KestraFlow", "KestraKeyValue", "KestraNamespaceFile"];
+
+/// Reasons a reconcile can fail with (`ReconcileError::reason`).
+pub const ERROR_REASONS: [&str; 7] = [
+    "InvalidSpec",
+    "ReferenceNotFound",
+    "KestraUnavailable",
+    "Unauthorized",
+    "Rejected",
+    "UnexpectedResponse",
+    "KubernetesError",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
@@ -105,6 +119,14 @@ impl Metrics {
             "Resources known to the operator, per kind and Ready status",
             objects.clone(),
         );
+        // Known series start at zero, so rates and alerts work before the first event.
+        for kind in KINDS {
+            reconciles.get_or_create(&KindLabels { kind });
+            drift_corrections.get_or_create(&KindLabels { kind });
+            for reason in ERROR_REASONS {
+                reconcile_errors.get_or_create(&ErrorLabels { kind, reason });
+            }
+        }
         registry.register(
             "leader",
             "1 when this replica is the leader and reconciles",

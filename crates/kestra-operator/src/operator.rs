@@ -1,9 +1,11 @@
 //! Start-up: clients, the metrics server, the three kinds, shutdown on SIGTERM.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use kube::runtime::events::{Recorder, Reporter};
+use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use crate::adapters::{FlowAdapter, KeyValueAdapter, NamespaceFileAdapter};
@@ -16,7 +18,11 @@ pub fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr; colours only for a terminal, so files and collectors get plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -75,6 +81,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             status_refresh: std::time::Duration::from_secs(600),
         },
         ready_kinds: Default::default(),
+        standby: Default::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -92,6 +99,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "metrics server failed");
         }
     });
+    let stop_tx_for_server = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing reconciles in flight");
@@ -107,15 +115,104 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "kestra-operator {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    tokio::join!(
-        run_kind(shared.clone(), FlowAdapter::default(), stop_rx.clone()),
-        run_kind(shared.clone(), KeyValueAdapter, stop_rx.clone()),
-        run_kind(shared.clone(), NamespaceFileAdapter, stop_rx.clone()),
-    );
+    let result = if args.leader_election {
+        lead_then_run(&args, &identity, shared.clone(), stop_rx.clone()).await
+    } else {
+        shared.metrics.leader.set(1);
+        run_controllers(shared.clone(), stop_rx.clone()).await;
+        Ok(())
+    };
+    shared.metrics.leader.set(0);
+    // The controllers are done: stop the metrics server too (also after a lost lease).
+    let _ = stop_tx_for_server.send(true);
     let _ = server.await;
     tracing::info!("stopped");
+    result
+}
+
+async fn run_controllers(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    tokio::join!(
+        run_kind(shared.clone(), FlowAdapter::default(), stop.clone()),
+        run_kind(shared.clone(), KeyValueAdapter, stop.clone()),
+        run_kind(shared.clone(), NamespaceFileAdapter, stop.clone()),
+    );
+}
+
+/// Wait for the Lease, reconcile while holding it, and stop (for a restart) when it is lost,
+/// so that two replicas never write at once.
+async fn lead_then_run(
+    args: &RunArgs,
+    identity: &str,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    let manager = LeaseManagerBuilder::new(shared.client.clone(), &args.leader_election_lease)
+        .with_namespace(&namespace)
+        .with_identity(identity)
+        .with_duration(LEASE_SECONDS)
+        .with_grace(LEASE_GRACE_SECONDS)
+        .build()
+        .await
+        .context("setting up leader election")?;
+    shared.standby.store(true, Ordering::SeqCst);
+    let (mut leader, lease_task) = manager.watch().await;
+    tracing::info!(lease = %format!("{namespace}/{}", args.leader_election_lease), "waiting to become the leader");
+    let acquired = tokio::select! {
+        acquired = leader.wait_for(|is_leader| *is_leader) => Some(acquired.map(|_| ())),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    match acquired {
+        Some(result) => result.context("leader election stopped")?,
+        None => {
+            drop(leader);
+            let _ = lease_task.await;
+            return Ok(());
+        }
+    }
+    tracing::info!("became the leader: reconciling");
+    shared.standby.store(false, Ordering::SeqCst);
+    shared.metrics.leader.set(1);
+    let (controllers_stop_tx, controllers_stop) = watch::channel(false);
+    let mut lost_watch = leader.clone();
+    let lost = tokio::spawn(async move {
+        tokio::select! {
+            _ = lost_watch.wait_for(|is_leader| !*is_leader) => {
+                tracing::error!("lost the lease: stopping so that another replica can take over");
+                let _ = controllers_stop_tx.send(true);
+                true
+            }
+            _ = stop.wait_for(|s| *s) => {
+                let _ = controllers_stop_tx.send(true);
+                false
+            }
+        }
+    });
+    run_controllers(shared.clone(), controllers_stop).await;
+    let lost = lost.await.unwrap_or(false);
+    // Closing the channel makes the lease manager release the Lease for a fast hand-over.
+    drop(leader);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("released the lease"),
+        other => tracing::warn!(?other, "could not confirm the lease release"),
+    }
+    if lost {
+        anyhow::bail!("lost the leader lease");
+    }
     Ok(())
 }
+
+/// Lease timing: a dead leader is replaced within about `LEASE_SECONDS`.
+const LEASE_SECONDS: u64 = 15;
+const LEASE_GRACE_SECONDS: u64 = 5;
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -39,7 +39,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let ready = shared.ready_kinds.load(Ordering::SeqCst);
-    if ready >= KINDS {
+    if shared.standby.load(Ordering::SeqCst) {
+        (
+            StatusCode::OK,
+            "standby: waiting for the leader lease".to_string(),
+        )
+    } else if ready >= KINDS {
         (StatusCode::OK, "ok".to_string())
     } else {
         (

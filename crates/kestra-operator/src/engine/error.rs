@@ -116,6 +116,10 @@ mod tests {
         ];
         for (err, reason, stalled) in cases {
             assert_eq!(err.reason(), reason, "{err:?}");
+            assert!(
+                crate::metrics::ERROR_REASONS.contains(&reason),
+                "{reason} has a zeroed metric series"
+            );
             assert_eq!(err.stalled(), stalled, "{err:?}");
             assert_eq!(err.retry() == Retry::AwaitChange, stalled);
         }

@@ -47,6 +47,8 @@ pub struct Shared {
     pub config: EngineConfig,
     /// Kinds whose caches have synced (for `/readyz`).
     pub ready_kinds: AtomicUsize,
+    /// A replica waiting for the leader Lease: healthy, but it runs no controllers.
+    pub standby: std::sync::atomic::AtomicBool,
 }
 
 /// Only spec, annotation, finalizer and deletion changes start a reconcile: the operator's own
@@ -187,8 +189,13 @@ where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
     for store in stores {
-        if store.wait_until_ready().await.is_err() {
-            return;
+        // The store's readiness signal wakes only one waiter (the controller's), so poll it.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
         }
     }
     shared.ready_kinds.fetch_add(1, Ordering::SeqCst);

@@ -71,7 +71,11 @@ pub struct ClientConfig {
     pub ca_file: Option<std::path::PathBuf>,
     /// Attempts for a request that failed without an answer or with 502/503/504.
     pub attempts: u32,
+    /// Requests per second to Kestra at most (all kinds together); `None`: no limit.
+    pub rate_limit: Option<std::num::NonZeroU32>,
 }
+
+type RateLimiter = governor::DefaultDirectRateLimiter;
 
 #[derive(Clone)]
 pub struct KestraClient {
@@ -80,6 +84,7 @@ pub struct KestraClient {
     tenant: Option<String>,
     auth: Auth,
     attempts: u32,
+    limiter: Option<Arc<RateLimiter>>,
     metrics: Arc<Metrics>,
 }
 
@@ -148,6 +153,9 @@ impl KestraClient {
             tenant: config.tenant.filter(|t| !t.is_empty()),
             auth: config.auth,
             attempts: config.attempts.max(1),
+            limiter: config.rate_limit.map(|per_second| {
+                Arc::new(RateLimiter::direct(governor::Quota::per_second(per_second)))
+            }),
             metrics,
         })
     }
@@ -202,6 +210,9 @@ impl KestraClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
             let request =
                 self.authorize(build(self.http.request(call.method.clone(), url.clone())));
             let started = Instant::now();
@@ -564,6 +575,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 ca_file: None,
                 attempts: 1,
+                rate_limit: None,
             },
             Metrics::new(),
         )
@@ -611,6 +623,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 ca_file: None,
                 attempts: 1,
+                rate_limit: None,
             },
             Metrics::new(),
         )
