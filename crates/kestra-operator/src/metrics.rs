@@ -121,10 +121,10 @@ impl Metrics {
         );
         // Known series start at zero, so rates and alerts work before the first event.
         for kind in KINDS {
-            reconciles.get_or_create(&KindLabels { kind });
-            drift_corrections.get_or_create(&KindLabels { kind });
+            let _ = reconciles.get_or_create(&KindLabels { kind });
+            let _ = drift_corrections.get_or_create(&KindLabels { kind });
             for reason in ERROR_REASONS {
-                reconcile_errors.get_or_create(&ErrorLabels { kind, reason });
+                let _ = reconcile_errors.get_or_create(&ErrorLabels { kind, reason });
             }
         }
         registry.register(
