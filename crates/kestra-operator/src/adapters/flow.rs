@@ -223,6 +223,13 @@ impl Adapter for FlowAdapter {
         }
     }
 
+    fn rejected_fields(prior: FlowStatusFields) -> FlowStatusFields {
+        FlowStatusFields {
+            validated: Some(false),
+            ..prior
+        }
+    }
+
     fn describe(target: &Target, fields: &FlowStatusFields) -> String {
         let revision = fields
             .revision
@@ -290,6 +297,22 @@ mod tests {
                 &ObservedFlow::Present(flow("id: f\nnamespace: n\n# edited\n", 2))
             ),
             Diff::Differs
+        );
+    }
+
+    #[test]
+    fn a_rejected_flow_is_not_validated_and_keeps_its_revision() {
+        let prior = FlowStatusFields {
+            revision: Some(4),
+            validated: Some(true),
+        };
+        let fields = FlowAdapter::rejected_fields(prior);
+        assert_eq!(
+            fields,
+            FlowStatusFields {
+                revision: Some(4),
+                validated: Some(false)
+            }
         );
     }
 

@@ -133,6 +133,11 @@ pub trait Adapter: Send + Sync + Sized + 'static {
         prior: Option<&Self::Fields>,
     ) -> Self::Fields;
 
+    /// Status fields after Kestra refused the desired state (e.g. a flow it did not validate).
+    fn rejected_fields(prior: Self::Fields) -> Self::Fields {
+        prior
+    }
+
     /// The user-facing description of the synced object, e.g. `flow company.team/hello at revision 3`.
     fn describe(target: &Target, fields: &Self::Fields) -> String;
 

@@ -276,6 +276,12 @@ async fn finish<A: Adapter>(
                 })
                 .inc();
             tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, error = %error, "sync failed");
+            if matches!(
+                error,
+                ReconcileError::Kestra(crate::kestra::KestraError::Rejected { .. })
+            ) {
+                next.kind = A::rejected_fields(std::mem::take(&mut next.kind));
+            }
             let message = format!("{error}; {}", error.advice());
             let action = match error.retry() {
                 Retry::Backoff => Action::requeue(ctx.backoff(obj)),
