@@ -10,6 +10,7 @@ demo-down:
 # Unit, contract and end-to-end tests. The end-to-end tests start (or reuse) the test environment.
 test:
 	scripts/build-k8s >/dev/null
+	scripts/build-helm >/dev/null
 	cargo test --workspace --no-fail-fast
 
 lint:
@@ -28,3 +29,10 @@ testenv-up:
 
 testenv-down:
 	scripts/testenv down
+
+# Benchmarks (not part of `make test`): scale, speed and cost against the Kestra API double, with a
+# direct-API baseline; writes target/bench/runs/ and BENCHMARKS.md. BENCH_ARGS selects a part,
+# e.g. `make bench BENCH_ARGS="run --scenarios cold --cold-n 1000"`.
+.PHONY: bench
+bench:
+	KESTRA_BENCH_COMMAND='make bench$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' scripts/bench $(BENCH_ARGS)

@@ -1,0 +1,1081 @@
+//! The Helm chart (`charts/kestra-operator`), tested for real: `helm` is built from its Go module
+//! (`scripts/build-helm`, cached), the chart lints clean, its CRDs are those of `deploy/crds/`,
+//! each credential style renders what the operator reads, the rendered objects are applied to the
+//! test control plane, and the operator then runs as a process **with the chart's ServiceAccount
+//! token** (and the environment the Deployment would give it) and brings the documented manifests
+//! to Ready, proving the RBAC is enough; the same identity is refused what it does not need.
+//!
+//! Nothing here is skipped: if `helm` cannot be built, the tests fail.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use testenv::{Operator, TestEnv, wait_until};
+
+const RELEASE: &str = "rel";
+const FULLNAME: &str = "rel-kestra-operator";
+const IMAGE: &[&str] = &[
+    "--set",
+    "image.repository=registry.example/kestra-operator",
+    "--set",
+    "image.tag=e2e",
+];
+const POLL: Duration = Duration::from_millis(250);
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+// ---------------------------------------------------------------------------------------------
+// helm
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the repository root")
+        .to_path_buf()
+}
+
+fn chart() -> PathBuf {
+    root().join("charts/kestra-operator")
+}
+
+/// The `helm` binary, built once per process by `scripts/build-helm` (cached by version outside
+/// the repository; a cold build takes a few minutes). Panics with the script's output if it fails.
+fn helm_bin() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let script = root().join("scripts/build-helm");
+        let output = Command::new(&script)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "scripts/build-helm failed ({}):\n{}\n{}",
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+        assert!(
+            path.is_file(),
+            "scripts/build-helm printed {path:?}, not a file"
+        );
+        path
+    })
+}
+
+/// `helm ARGS`, with helm's own config and cache directories kept under the target directory.
+fn helm(args: &[&str]) -> Output {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("helm-home");
+    Command::new(helm_bin())
+        .args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running helm")
+}
+
+/// `helm template rel charts/kestra-operator --namespace NS <image> ARGS`, parsed into objects.
+fn render(namespace: &str, args: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let chart = chart();
+    let mut all = vec![
+        "template",
+        RELEASE,
+        chart.to_str().context("chart path")?,
+        "--namespace",
+        namespace,
+    ];
+    all.extend_from_slice(IMAGE);
+    all.extend_from_slice(args);
+    let output = helm(&all);
+    ensure!(
+        output.status.success(),
+        "helm {} failed: {}",
+        all.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).context("helm output is UTF-8")?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .with_context(|| format!("parsing the rendered chart:\n{text}"))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// `helm template` that must fail; returns its error output.
+fn render_refused(args: &[&str]) -> String {
+    let chart = chart();
+    let mut all = vec!["template", RELEASE, chart.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let output = helm(&all);
+    assert!(
+        !output.status.success(),
+        "helm {} should fail, rendered:\n{}",
+        all.join(" "),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn kinds(objects: &[Value]) -> Vec<String> {
+    let mut kinds: Vec<String> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(objects, kind);
+    assert_eq!(found.len(), 1, "want one {kind}, got {}", found.len());
+    found[0]
+}
+
+fn container(objects: &[Value]) -> &Value {
+    let deployment = one(objects, "Deployment");
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 1, "one container");
+    &containers[0]
+}
+
+/// The container's environment by name (each variable once).
+fn env_of(objects: &[Value]) -> BTreeMap<String, Value> {
+    let mut vars = BTreeMap::new();
+    for var in container(objects)["env"].as_array().expect("env") {
+        let name = var["name"].as_str().expect("env name").to_string();
+        assert!(
+            vars.insert(name.clone(), var.clone()).is_none(),
+            "{name} is set twice"
+        );
+    }
+    vars
+}
+
+fn secret_ref(var: &Value) -> (&str, &str, bool) {
+    let r = &var["valueFrom"]["secretKeyRef"];
+    (
+        r["name"].as_str().expect("secretKeyRef.name"),
+        r["key"].as_str().expect("secretKeyRef.key"),
+        r["optional"].as_bool().unwrap_or(false),
+    )
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The RBAC kinds and the namespaces of the Roles.
+fn rbac(objects: &[Value]) -> (Vec<String>, Vec<String>) {
+    let kinds = kinds(objects)
+        .into_iter()
+        .filter(|k| k.contains("Role"))
+        .collect();
+    let mut role_namespaces: Vec<String> = of_kind(objects, "Role")
+        .iter()
+        .map(|r| {
+            r["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    role_namespaces.sort();
+    (kinds, role_namespaces)
+}
+
+// ---------------------------------------------------------------------------------------------
+// lint, CRDs, rendering (no control plane needed)
+
+#[test]
+fn chart_lints_clean() {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    let variants: &[&[&str]] = &[
+        &[],
+        &["--set", "operator.apiKey=token"],
+        &["--set", "operator.basicAuth=user:password"],
+        &["--set", "operator.existingSecret=kestra-credentials"],
+        &[
+            "--set",
+            "watchNamespaces={team-a,team-b}",
+            "--set",
+            "replicas=2",
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "kestra.caSecret.name=kestra-ca",
+        ],
+        &["--set", "operator.enabled=false"],
+    ];
+    for extra in variants {
+        let mut args = vec!["lint", "--strict", chart];
+        args.extend_from_slice(extra);
+        let output = helm(&args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "helm lint {extra:?} failed:\n{text}"
+        );
+        assert!(
+            !text.contains("[WARNING]") && !text.contains("[ERROR]"),
+            "helm lint {extra:?} is not clean:\n{text}"
+        );
+        assert!(text.contains("0 chart(s) failed"), "{text}");
+    }
+}
+
+#[test]
+fn chart_crds_equal_deploy_crds() {
+    let deploy = root().join("deploy/crds/kestra-operator.crds.yaml");
+    let expected = std::fs::read_to_string(&deploy).expect("deploy/crds is committed");
+    let dir = chart().join("crds");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("charts/kestra-operator/crds")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    assert_eq!(
+        files,
+        vec![dir.join("kestra-operator.crds.yaml")],
+        "the chart's crds/ holds exactly the one file of deploy/crds/"
+    );
+    let actual = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        actual == expected,
+        "charts/kestra-operator/crds/kestra-operator.crds.yaml differs from deploy/crds/: \
+         cp deploy/crds/kestra-operator.crds.yaml charts/kestra-operator/crds/"
+    );
+}
+
+/// What every rendering shares: the hardened pod, probes, resources, identity and the metrics
+/// Service, and the Kestra URL.
+fn assert_common(objects: &[Value]) {
+    let c = container(objects);
+    assert_eq!(c["image"], "registry.example/kestra-operator:e2e");
+    assert_eq!(c["args"], json!(["run"]));
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    let pod = &one(objects, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["serviceAccountName"], FULLNAME);
+    assert_eq!(c["resources"]["requests"]["cpu"], "10m");
+    assert_eq!(c["resources"]["requests"]["memory"], "32Mi");
+    assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    let env = env_of(objects);
+    assert_eq!(env["METRICS_ADDR"]["value"], "0.0.0.0:8080");
+    assert_eq!(
+        env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert!(env["KESTRA_API_URL"]["value"].is_string());
+    let service = one(objects, "Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    assert_eq!(
+        service["spec"]["selector"],
+        one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(one(objects, "ServiceAccount")["metadata"]["name"], FULLNAME);
+}
+
+/// (a) the documented `operator.apiKey`: a chart-made Secret, passed as KESTRA_API_API_KEY.
+#[test]
+fn renders_the_documented_api_key() {
+    let objects = render("ops", &["--set", "operator.apiKey=s3cr3t-token"]).unwrap();
+    assert_common(&objects);
+    let secret = one(&objects, "Secret");
+    assert_eq!(secret["metadata"]["name"], FULLNAME);
+    assert_eq!(secret["metadata"]["namespace"], "ops");
+    assert_eq!(secret["data"], json!({"apiKey": b64("s3cr3t-token")}));
+    let env = env_of(&objects);
+    assert_eq!(
+        secret_ref(&env["KESTRA_API_API_KEY"]),
+        (FULLNAME, "apiKey", false)
+    );
+    assert!(!env.contains_key("KESTRA_API_BASIC_AUTH"));
+    // the credential is never in the Deployment itself
+    assert!(
+        !serde_json::to_string(one(&objects, "Deployment"))
+            .unwrap()
+            .contains("s3cr3t")
+    );
+    let (kinds, role_namespaces) = rbac(&objects);
+    assert_eq!(
+        kinds,
+        ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
+        "cluster-wide, plus the leader-election Role"
+    );
+    assert_eq!(role_namespaces, ["ops"]);
+    assert!(!env.contains_key("WATCH_NAMESPACES"));
+    // leader election is on by default, on a Lease in the release namespace
+    assert_eq!(env["LEADER_ELECTION"]["value"], "true");
+    assert_eq!(
+        env["LEADER_ELECTION_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(env["LEADER_ELECTION_LEASE"]["value"], FULLNAME);
+}
+
+/// (b) the documented `operator.basicAuth`: a chart-made Secret, passed as KESTRA_API_BASIC_AUTH.
+#[test]
+fn renders_the_documented_basic_auth() {
+    let objects = render("ops", &["--set", "operator.basicAuth=admin@kestra.io:pa55"]).unwrap();
+    assert_common(&objects);
+    let secret = one(&objects, "Secret");
+    assert_eq!(
+        secret["data"],
+        json!({"basicAuth": b64("admin@kestra.io:pa55")})
+    );
+    let env = env_of(&objects);
+    assert_eq!(
+        secret_ref(&env["KESTRA_API_BASIC_AUTH"]),
+        (FULLNAME, "basicAuth", false)
+    );
+    assert!(!env.contains_key("KESTRA_API_API_KEY"));
+    assert!(
+        !serde_json::to_string(one(&objects, "Deployment"))
+            .unwrap()
+            .contains("pa55")
+    );
+}
+
+/// (c) `operator.existingSecret`: no Secret from the chart; both keys referenced, optional,
+/// with configurable key names.
+#[test]
+fn renders_an_existing_secret() {
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "operator.existingSecret=kestra-credentials",
+            "--set",
+            "operator.existingSecretKeys.apiKey=token",
+        ],
+    )
+    .unwrap();
+    assert_common(&objects);
+    assert!(of_kind(&objects, "Secret").is_empty(), "no chart Secret");
+    let env = env_of(&objects);
+    assert_eq!(
+        secret_ref(&env["KESTRA_API_API_KEY"]),
+        ("kestra-credentials", "token", true)
+    );
+    assert_eq!(
+        secret_ref(&env["KESTRA_API_BASIC_AUTH"]),
+        ("kestra-credentials", "basicAuth", true)
+    );
+    // and nothing at all when Kestra has no authentication
+    let objects = render("ops", &[]).unwrap();
+    assert!(of_kind(&objects, "Secret").is_empty());
+    let env = env_of(&objects);
+    assert!(!env.contains_key("KESTRA_API_API_KEY") && !env.contains_key("KESTRA_API_BASIC_AUTH"));
+}
+
+/// (d) `watchNamespaces`: a Role and RoleBinding per namespace, no ClusterRole, WATCH_NAMESPACES.
+#[test]
+fn renders_roles_per_watched_namespace() {
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "watchNamespaces={team-a,team-b}",
+            "--set",
+            "kestra.url=https://kestra.example:8443",
+            "--set",
+            "kestra.tenant=acme",
+            "--set",
+            "resyncPeriod=2m",
+            "--set",
+            "logLevel=debug",
+            "--set",
+            "logFormat=text",
+        ],
+    )
+    .unwrap();
+    assert_common(&objects);
+    let (kinds, role_namespaces) = rbac(&objects);
+    assert_eq!(
+        kinds,
+        [
+            "Role",
+            "Role",
+            "Role",
+            "RoleBinding",
+            "RoleBinding",
+            "RoleBinding"
+        ]
+    );
+    assert_eq!(role_namespaces, ["ops", "team-a", "team-b"]);
+    for binding in of_kind(&objects, "RoleBinding") {
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "ops"}])
+        );
+    }
+    let env = env_of(&objects);
+    assert_eq!(env["WATCH_NAMESPACES"]["value"], "team-a,team-b");
+    assert_eq!(
+        env["KESTRA_API_URL"]["value"],
+        "https://kestra.example:8443"
+    );
+    assert_eq!(env["KESTRA_TENANT"]["value"], "acme");
+    assert_eq!(env["RESYNC_PERIOD"]["value"], "2m");
+    assert_eq!(env["LOG_LEVEL"]["value"], "debug");
+    assert_eq!(env["LOG_FORMAT"]["value"], "text");
+}
+
+/// Replicas, leader election, the ServiceMonitor, the CA, the legacy root, `operator.enabled`,
+/// and values that contradict each other.
+#[test]
+fn renders_the_other_options() {
+    // more than one replica forces leader election
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "replicas=3",
+            "--set",
+            "leaderElection.enabled=false",
+        ],
+    )
+    .unwrap();
+    assert_eq!(one(&objects, "Deployment")["spec"]["replicas"], 3);
+    assert_eq!(env_of(&objects)["LEADER_ELECTION"]["value"], "true");
+    // one replica without leader election: no Lease RBAC, and no overlap during a rollout
+    let objects = render("ops", &["--set", "leaderElection.enabled=false"]).unwrap();
+    assert!(!env_of(&objects).contains_key("LEADER_ELECTION"));
+    assert_eq!(rbac(&objects).0, ["ClusterRole", "ClusterRoleBinding"]);
+    assert_eq!(
+        one(&objects, "Deployment")["spec"]["strategy"]["type"],
+        "Recreate"
+    );
+    assert!(of_kind(&objects, "ServiceMonitor").is_empty());
+    // ServiceMonitor, CA bundle, legacy API root
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "kestra.caSecret.name=kestra-ca",
+            "--set",
+            "kestra.legacyApiRoot=true",
+        ],
+    )
+    .unwrap();
+    let monitor = one(&objects, "ServiceMonitor");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    let env = env_of(&objects);
+    assert_eq!(
+        env["KESTRA_CA_FILE"]["value"],
+        "/etc/kestra-operator/ca/ca.crt"
+    );
+    assert_eq!(env["KESTRA_LEGACY_API_ROOT"]["value"], "true");
+    assert!(!env.contains_key("KESTRA_TENANT"));
+    let pod = &one(&objects, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "kestra-ca");
+    assert_eq!(container(&objects)["volumeMounts"][0]["readOnly"], true);
+    // operator.enabled=false renders nothing
+    assert!(
+        render("ops", &["--set", "operator.enabled=false"])
+            .unwrap()
+            .is_empty()
+    );
+    // contradictions are refused with a message
+    let err = render_refused(&[
+        "--set",
+        "operator.apiKey=a",
+        "--set",
+        "operator.basicAuth=u:p",
+    ]);
+    assert!(err.contains("set one of them"), "{err}");
+    let err = render_refused(&[
+        "--set",
+        "operator.apiKey=a",
+        "--set",
+        "operator.existingSecret=s",
+    ]);
+    assert!(err.contains("operator.existingSecret"), "{err}");
+    let err = render_refused(&["--set", "logFormat=xml"]);
+    assert!(err.contains("logFormat"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// on the test control plane
+
+fn env() -> &'static TestEnv {
+    TestEnv::get().expect("the test environment")
+}
+
+/// `kubectl apply -f -` of `objects` as one List; with `--dry-run=server` when `dry_run`.
+/// Returns stderr (warnings).
+fn kubectl_apply(env: &TestEnv, objects: &[&Value], dry_run: bool) -> anyhow::Result<String> {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let mut args = vec!["apply", "-f", "-"];
+    if dry_run {
+        args.push("--dry-run=server");
+    }
+    let output = env.kubectl_stdin(&args, &list.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    ensure!(
+        output.status.success(),
+        "kubectl {} failed: {stderr}",
+        args.join(" ")
+    );
+    Ok(stderr)
+}
+
+/// Cluster-scoped objects a test applied, deleted when it ends (namespaces stay, as testenv does).
+struct ClusterScoped(Vec<(String, String)>);
+
+impl Drop for ClusterScoped {
+    fn drop(&mut self) {
+        for (kind, name) in &self.0 {
+            let _ = env().kubectl(["delete", kind.as_str(), name.as_str(), "--ignore-not-found"]);
+        }
+    }
+}
+
+/// Applies every rendered object but the Deployment (and the ServiceMonitor, whose CRD the
+/// test control plane lacks); the Deployment is checked by the apiserver with a server-side dry
+/// run, in a namespace that warns on pods violating the `restricted` Pod Security Standard.
+fn install(env: &TestEnv, release_ns: &str, objects: &[Value]) -> anyhow::Result<ClusterScoped> {
+    env.kubectl_ok([
+        "label",
+        "namespace",
+        release_ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+        "--overwrite",
+    ])?;
+    let rest: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] != "Deployment" && o["kind"] != "ServiceMonitor")
+        .collect();
+    let cluster_scoped = ClusterScoped(
+        rest.iter()
+            .filter(|o| o["metadata"]["namespace"].is_null())
+            .map(|o| {
+                (
+                    o["kind"].as_str().unwrap_or_default().to_string(),
+                    o["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect(),
+    );
+    kubectl_apply(env, &rest, false)?;
+    let deployment = one(objects, "Deployment");
+    let warnings = kubectl_apply(env, &[deployment], true)?;
+    ensure!(
+        !warnings.contains("PodSecurity"),
+        "the Deployment's pod violates the restricted Pod Security Standard: {warnings}"
+    );
+    Ok(cluster_scoped)
+}
+
+/// The environment the Deployment gives its container, resolved as the kubelet would: values,
+/// Secret keys (read from the control plane; an optional missing key is left out) and the pod's
+/// name and namespace.
+fn resolve_env(
+    env: &TestEnv,
+    objects: &[Value],
+    pod_name: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let deployment = one(objects, "Deployment");
+    let namespace = deployment["metadata"]["namespace"]
+        .as_str()
+        .context("Deployment namespace")?;
+    let mut resolved = Vec::new();
+    for (name, var) in env_of(objects) {
+        if let Some(value) = var["value"].as_str() {
+            resolved.push((name, value.to_string()));
+            continue;
+        }
+        let from = &var["valueFrom"];
+        if from["secretKeyRef"].is_object() {
+            let (secret, key, optional) = secret_ref(&var);
+            let json: Value = serde_json::from_str(
+                &env.kubectl_ok(["get", "secret", secret, "-n", namespace, "-o", "json"])?,
+            )?;
+            match json["data"][key].as_str() {
+                Some(data) => {
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(data)?;
+                    resolved.push((name, String::from_utf8(bytes)?));
+                }
+                None if optional => {}
+                None => bail!("{name}: Secret {secret} has no key {key} and it is not optional"),
+            }
+        } else {
+            match from["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => resolved.push((name, pod_name.to_string())),
+                Some("metadata.namespace") => resolved.push((name, namespace.to_string())),
+                other => bail!("{name}: unsupported valueFrom {other:?}"),
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// A kubeconfig for the chart's ServiceAccount: the test apiserver and CA, and a token from the
+/// TokenRequest API.
+fn service_account_kubeconfig(env: &TestEnv, namespace: &str) -> anyhow::Result<PathBuf> {
+    let token = env.kubectl_ok([
+        "create",
+        "token",
+        FULLNAME,
+        "-n",
+        namespace,
+        "--duration=2h",
+    ])?;
+    let admin: Value = serde_json::from_str(
+        &env.kubectl_ok(["config", "view", "--raw", "--minify", "-o", "json"])?,
+    )?;
+    let cluster = admin["clusters"][0]["cluster"].clone();
+    ensure!(
+        cluster["server"].is_string(),
+        "no server in the admin kubeconfig"
+    );
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "testenv", "cluster": cluster}],
+        "users": [{"name": FULLNAME, "user": {"token": token.trim()}}],
+        "contexts": [{"name": "chart", "context": {
+            "cluster": "testenv", "user": FULLNAME, "namespace": namespace}}],
+        "current-context": "chart",
+    });
+    let dir = env.dir.join("helm");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("kubeconfig-{namespace}"));
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+    Ok(path)
+}
+
+fn can_i(env: &TestEnv, sa_ns: &str, args: &[&str]) -> anyhow::Result<bool> {
+    let user = format!("--as=system:serviceaccount:{sa_ns}:{FULLNAME}");
+    let mut all = vec!["auth", "can-i", user.as_str()];
+    all.extend_from_slice(args);
+    let output = env.kubectl(&all)?;
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    match answer.as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => bail!(
+            "kubectl {} answered {answer:?}: {}",
+            all.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+fn assert_can(env: &TestEnv, sa_ns: &str, cases: &[&[&str]], want: bool) -> anyhow::Result<()> {
+    let mut wrong = Vec::new();
+    for args in cases {
+        if can_i(env, sa_ns, args)? != want {
+            wrong.push(args.join(" "));
+        }
+    }
+    ensure!(
+        wrong.is_empty(),
+        "the chart's ServiceAccount should {}be allowed to: {wrong:#?}",
+        if want { "" } else { "NOT " }
+    );
+    Ok(())
+}
+
+fn documented_manifests(kestra_namespace: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(root().join("examples/documented.yaml"))?;
+    Ok(text.replace("company.team", kestra_namespace))
+}
+
+const DOCUMENTED: [&str; 3] = [
+    "kestraflow/hello-world",
+    "kestrakeyvalue/kv-1",
+    "kestranamespacefile/nsfile-1",
+];
+
+async fn wait_all_ready(env: &TestEnv, ns: &str) -> anyhow::Result<()> {
+    for resource in DOCUMENTED {
+        wait_until(READY_TIMEOUT, POLL, || async {
+            let obj: Value =
+                serde_json::from_str(&env.kubectl_ok(["get", resource, "-n", ns, "-o", "json"])?)?;
+            let ready = obj["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            ensure!(
+                ready["status"] == "True",
+                "{resource}: Ready is {ready}, status.reason {}",
+                obj["status"]["reason"]
+            );
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs the operator as the chart's Deployment would (its resolved environment), with the
+/// chart's ServiceAccount token, plus `overrides` (applied last).
+fn start_as_chart(
+    env: &TestEnv,
+    release_ns: &str,
+    objects: &[Value],
+    overrides: &[(&str, &str)],
+) -> anyhow::Result<(Operator, String)> {
+    let pod = format!("{FULLNAME}-{}-0", std::process::id());
+    let kubeconfig = service_account_kubeconfig(env, release_ns)?;
+    let resolved = resolve_env(env, objects, &pod)?;
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    // Operator::start sets the double's basic auth by default: start from no credentials.
+    let mut vars: Vec<(&str, &str)> =
+        vec![("KESTRA_API_BASIC_AUTH", ""), ("KESTRA_API_API_KEY", "")];
+    vars.extend(resolved.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    // the chart's 0.0.0.0:8080 would collide between tests running at once
+    vars.push(("METRICS_ADDR", "127.0.0.1:0"));
+    vars.push(("KUBECONFIG", &kubeconfig));
+    vars.extend_from_slice(overrides);
+    let args: Vec<&str> = container(objects)["args"]
+        .as_array()
+        .context("container args")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let op = Operator::start(env, env!("CARGO_BIN_EXE_kestra-operator"), &args, &vars)?;
+    Ok((op, pod))
+}
+
+/// Nothing in the operator's log says a request was forbidden (an Event or a Lease update
+/// refused by RBAC would not stop resources from becoming Ready).
+fn assert_nothing_forbidden(op: &Operator) -> anyhow::Result<()> {
+    let logs = op.logs();
+    ensure!(
+        !logs.to_lowercase().contains("forbidden"),
+        "the operator was refused something:\n{}",
+        op.tail(60)
+    );
+    Ok(())
+}
+
+async fn wait_events(env: &TestEnv, ns: &str) -> anyhow::Result<()> {
+    wait_until(Duration::from_secs(30), POLL, || async {
+        let list: Value = serde_json::from_str(&env.kubectl_ok([
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ])?)?;
+        let mut regarding: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["reportingController"] == "kestra-operator")
+            .map(|e| {
+                e["regarding"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        regarding.sort();
+        regarding.dedup();
+        ensure!(
+            regarding == ["hello-world", "kv-1", "nsfile-1"],
+            "Events from kestra-operator about {regarding:?}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Cluster-wide install with the documented `operator.apiKey`: the chart's objects applied, the
+/// operator run with the chart's ServiceAccount token, leader election on (the chart's default),
+/// and the documented manifests Ready.
+///
+/// The operator is given WATCH_NAMESPACES for the test namespace only: a cluster-wide operator
+/// would reconcile the resources of other tests sharing the control plane. The ClusterRole's
+/// all-namespaces list and watch are checked with `kubectl auth can-i` instead
+/// (`chart_identity_is_refused_what_it_does_not_need`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_identity_syncs_the_documented_manifests() -> anyhow::Result<()> {
+    let env = env();
+    let release = env.namespace("helm-rel")?;
+    let app = env.namespace("helm-app")?;
+    let objects = render(
+        &release.name,
+        &[
+            "--set",
+            &format!("operator.apiKey={}", env.api_key),
+            "--set",
+            &format!("kestra.url={}", env.kestra_url),
+        ],
+    )?;
+    let _cleanup = install(env, &release.name, &objects)?;
+    let (mut op, pod) = start_as_chart(
+        env,
+        &release.name,
+        &objects,
+        &[("WATCH_NAMESPACES", &app.name)],
+    )?;
+    assert_running(&mut op).await?;
+    app.apply(&documented_manifests(&app.kestra)?)?;
+    wait_all_ready(env, &app.name).await?;
+    wait_events(env, &app.name).await?;
+    // the Lease in the release namespace, held by this "pod"
+    let holder = env.kubectl_ok([
+        "get",
+        "lease",
+        FULLNAME,
+        "-n",
+        &release.name,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    ensure!(
+        holder.trim() == pod,
+        "the Lease is held by {holder:?}, want {pod:?}"
+    );
+    // deletion (the Kestra objects, then the finalizers) works under the same identity
+    app.kubectl_ok(["delete", "--wait=false"].into_iter().chain(DOCUMENTED))?;
+    wait_until(READY_TIMEOUT, POLL, || async {
+        let left = app.kubectl_ok(["get", "kestra", "-o", "name"])?;
+        ensure!(left.trim().is_empty(), "still there: {left}");
+        Ok(())
+    })
+    .await?;
+    assert_nothing_forbidden(&op)?;
+    // a graceful stop (SIGTERM) works under the same identity
+    let status = op.stop()?;
+    ensure!(
+        status.success(),
+        "the operator exited with {status}:\n{}",
+        op.tail(40)
+    );
+    assert_nothing_forbidden(&op)?;
+    Ok(())
+}
+
+/// The process runs, rather than failing at start (bad flags or environment).
+async fn assert_running(op: &mut Operator) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(status) = op.exit_status()? {
+        bail!("the operator exited at start ({status}):\n{}", op.tail(40));
+    }
+    Ok(())
+}
+
+/// `watchNamespaces` with `operator.existingSecret` holding basic auth under a custom key: Roles
+/// only in the watched namespace, credentials from the user's Secret, the documented manifests
+/// Ready; nothing outside the watched namespace is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_identity_with_watched_namespaces_and_existing_secret() -> anyhow::Result<()> {
+    let env = env();
+    let release = env.namespace("helm-rel")?;
+    let app = env.namespace("helm-app")?;
+    let other = env.namespace("helm-other")?;
+    release.kubectl_ok([
+        "create",
+        "secret",
+        "generic",
+        "kestra-credentials",
+        &format!("--from-literal=kestra-basic-auth={}", env.basic_auth),
+    ])?;
+    let objects = render(
+        &release.name,
+        &[
+            "--set",
+            &format!("kestra.url={}", env.kestra_url),
+            "--set",
+            &format!("watchNamespaces={{{}}}", app.name),
+            "--set",
+            "operator.existingSecret=kestra-credentials",
+            "--set",
+            "operator.existingSecretKeys.basicAuth=kestra-basic-auth",
+            "--set",
+            "leaderElection.enabled=false",
+        ],
+    )?;
+    ensure!(
+        of_kind(&objects, "ClusterRole").is_empty(),
+        "no ClusterRole"
+    );
+    let _cleanup = install(env, &release.name, &objects)?;
+    let (mut op, _pod) = start_as_chart(env, &release.name, &objects, &[])?;
+    assert_running(&mut op).await?;
+    let resolved = resolve_env(env, &objects, "p")?;
+    ensure!(
+        resolved
+            .iter()
+            .any(|(k, v)| k == "KESTRA_API_BASIC_AUTH" && *v == env.basic_auth)
+            && !resolved.iter().any(|(k, _)| k == "KESTRA_API_API_KEY"),
+        "basic auth from the existing Secret, no API key"
+    );
+    ensure!(
+        resolved
+            .iter()
+            .any(|(k, v)| k == "WATCH_NAMESPACES" && *v == app.name),
+        "WATCH_NAMESPACES from the chart"
+    );
+    app.apply(&documented_manifests(&app.kestra)?)?;
+    wait_all_ready(env, &app.name).await?;
+    wait_events(env, &app.name).await?;
+    assert_nothing_forbidden(&op)?;
+
+    let app_ns = format!("--namespace={}", app.name);
+    let other_ns = format!("--namespace={}", other.name);
+    let release_ns = format!("--namespace={}", release.name);
+    assert_can(
+        env,
+        &release.name,
+        &[
+            &["list", "kestraflows.model.kestra.io", &app_ns],
+            &["watch", "secrets", &app_ns],
+            &["create", "events.events.k8s.io", &app_ns],
+        ],
+        true,
+    )?;
+    assert_can(
+        env,
+        &release.name,
+        &[
+            &["list", "kestraflows.model.kestra.io", "--all-namespaces"],
+            &["list", "kestraflows.model.kestra.io", &other_ns],
+            &["get", "secrets", &other_ns],
+            &["get", "secrets", &release_ns],
+            &["create", "events.events.k8s.io", &other_ns],
+            // no leader election asked for: no Lease access either
+            &["create", "leases.coordination.k8s.io", &release_ns],
+        ],
+        false,
+    )?;
+    Ok(())
+}
+
+/// The chart's identity can do what the operator does and nothing else: no deleting or writing
+/// Secrets, no pods, nodes or Deployments, no creating or deleting the resources it manages, no
+/// core Events, Leases only in the release namespace and only its own.
+#[test]
+fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
+    let env = env();
+    let release = env.namespace("helm-rbac")?;
+    let app = env.namespace("helm-app")?;
+    let objects = render(&release.name, &["--set", "operator.apiKey=x"])?;
+    let _cleanup = install(env, &release.name, &objects)?;
+    let r = format!("--namespace={}", release.name);
+    let a = format!("--namespace={}", app.name);
+    let all = "--all-namespaces";
+    let mut allowed: Vec<Vec<String>> = Vec::new();
+    for kind in ["kestraflows", "kestrakeyvalues", "kestranamespacefiles"] {
+        let resource = format!("{kind}.model.kestra.io");
+        for verb in ["get", "list", "watch", "patch"] {
+            allowed.push(vec![verb.into(), resource.clone(), all.into()]);
+        }
+        allowed.push(vec![
+            "patch".into(),
+            resource.clone(),
+            "--subresource=status".into(),
+            a.clone(),
+        ]);
+    }
+    for resource in ["secrets", "configmaps"] {
+        for verb in ["get", "list", "watch"] {
+            allowed.push(vec![verb.into(), resource.into(), all.into()]);
+        }
+    }
+    for verb in ["create", "patch"] {
+        allowed.push(vec![verb.into(), "events.events.k8s.io".into(), a.clone()]);
+    }
+    allowed.push(vec![
+        "create".into(),
+        "leases.coordination.k8s.io".into(),
+        r.clone(),
+    ]);
+    for verb in ["get", "patch"] {
+        allowed.push(vec![
+            verb.into(),
+            format!("leases.coordination.k8s.io/{FULLNAME}"),
+            r.clone(),
+        ]);
+    }
+    let allowed: Vec<Vec<&str>> = allowed
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let allowed: Vec<&[&str]> = allowed.iter().map(Vec::as_slice).collect();
+    assert_can(env, &release.name, &allowed, true)?;
+
+    let lease_other = "leases.coordination.k8s.io/someone-elses-lease";
+    let own_lease = format!("leases.coordination.k8s.io/{FULLNAME}");
+    let refused: &[&[&str]] = &[
+        &["delete", "secrets", &a],
+        &["create", "secrets", &a],
+        &["update", "secrets", &a],
+        &["patch", "configmaps", &a],
+        &["create", "pods", &a],
+        &["create", "pods/exec", &a],
+        &["get", "nodes"],
+        &["patch", "deployments.apps", &r],
+        &["create", "kestraflows.model.kestra.io", &a],
+        &["delete", "kestraflows.model.kestra.io", &a],
+        // everything is written with PATCH: no PUT
+        &["update", "kestraflows.model.kestra.io", &a],
+        &[
+            "update",
+            "kestrakeyvalues.model.kestra.io",
+            "--subresource=status",
+            &a,
+        ],
+        &["update", &own_lease, &r],
+        &["delete", "kestrakeyvalues.model.kestra.io", &a],
+        &["create", "kestranamespacefiles.model.kestra.io", &a],
+        &["delete", "events.events.k8s.io", &a],
+        &["create", "events", &a],
+        &["list", "leases.coordination.k8s.io", &r],
+        &["delete", "leases.coordination.k8s.io", &r],
+        &["get", lease_other, &r],
+        &["update", lease_other, &r],
+        &["create", "leases.coordination.k8s.io", &a],
+        &["get", "customresourcedefinitions.apiextensions.k8s.io"],
+        &["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+        &["impersonate", "serviceaccounts", &r],
+        &["create", "serviceaccounts/token", &r],
+        &["*", "*", all],
+    ];
+    assert_can(env, &release.name, refused, false)?;
+    Ok(())
+}
