@@ -3,7 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::kv::{KestraKeyValue, KeyValueStatusFields};
-use crate::engine::refs::{self, Reference};
+use crate::engine::refs::{self, RefKind, Reference};
 use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target};
 use crate::kestra::{KestraClient, KestraError, KvRead};
 
@@ -61,6 +61,7 @@ impl Adapter for KeyValueAdapter {
         client: &kube::Client,
         r: &KestraKeyValue,
     ) -> Result<DesiredValue, ReconcileError> {
+        let mut secret_source = None;
         let value = match (&r.spec.value, &r.spec.value_from) {
             (Some(value), None) => value.clone(),
             (None, Some(from)) => {
@@ -71,6 +72,9 @@ impl Adapter for KeyValueAdapter {
                 })?;
                 let namespace = r.metadata.namespace.as_deref().unwrap_or_default();
                 let bytes = refs::read_key(client, namespace, kind, key_ref).await?;
+                if kind == RefKind::Secret {
+                    secret_source = Some(key_ref);
+                }
                 let text = String::from_utf8(bytes).map_err(|_| {
                     ReconcileError::InvalidSpec(format!(
                         "key {:?} of {} is not UTF-8 text",
@@ -85,7 +89,24 @@ impl Adapter for KeyValueAdapter {
                 ));
             }
         };
-        let encoded = encode(&value, r.spec.type_).map_err(ReconcileError::InvalidSpec)?;
+        let encoded = encode(&value, r.spec.type_).map_err(|reason| match (secret_source, r.spec.type_) {
+            // The reason quotes the value: never for a Secret's.
+            (Some(key_ref), Some(type_)) => ReconcileError::InvalidSpec(format!(
+                "the value of key {:?} in Secret {} is not a valid {} (the value is not shown): \
+                 fix the Secret or spec.type",
+                key_ref.key,
+                key_ref.name,
+                type_.as_str()
+            )),
+            (Some(key_ref), None) => ReconcileError::InvalidSpec(format!(
+                "the value of key {:?} in Secret {} cannot be stored (the value is not shown)",
+                key_ref.key, key_ref.name
+            )),
+            (None, _) => ReconcileError::InvalidSpec(reason),
+        })?;
+        if let Some(description) = &r.spec.description {
+            check_description(description).map_err(ReconcileError::InvalidSpec)?;
+        }
         Ok(DesiredValue {
             encoded,
             ttl: r.spec.ttl.clone(),
@@ -185,5 +206,39 @@ impl Adapter for KeyValueAdapter {
         kestra
             .delete_kv(target.tenant(), &target.namespace, &target.name)
             .await
+    }
+}
+
+/// Kestra takes the description in an HTTP header, which carries printable ASCII only: other
+/// characters would be refused, or stored garbled (servers read header bytes as Latin-1), and
+/// control characters cannot be sent at all. Say so instead of writing something else.
+fn check_description(description: &str) -> Result<(), String> {
+    match description
+        .chars()
+        .find(|c| *c != '\t' && !(' '..='~').contains(c))
+    {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "spec.description may hold printable ASCII only (Kestra receives it in an HTTP header), \
+             and it contains {c:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod description_tests {
+    use super::check_description;
+
+    #[test]
+    fn descriptions_are_printable_ascii() {
+        assert!(check_description("Nightly ETL: loads (a) + [b] ~ 100%").is_ok());
+        assert!(check_description("tab\tseparated").is_ok());
+        let err = check_description("Überprüfung").unwrap_err();
+        assert!(
+            err.contains("printable ASCII") && err.contains("'Ü'"),
+            "{err}"
+        );
+        assert!(check_description("two\nlines").is_err());
+        assert!(check_description("bell\u{7}").is_err());
     }
 }

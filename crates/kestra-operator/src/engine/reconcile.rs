@@ -144,16 +144,21 @@ async fn sync<A: Adapter>(
     let prior = status.map(|s| &s.kind);
     let was_ready = ready_condition(status).is_some_and(|c| c.status == "True");
     let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str());
-    let mode = if spec_or_request_changed || !was_ready || !owned {
-        ObserveMode::Full
-    } else {
-        ObserveMode::Resync
-    };
+    let digest = ctx.digests.hash_one(&desired);
+    let last_digest = ctx.last_digest(obj);
+    let same_desired = last_digest == Some(digest);
+    // A referenced Secret or ConfigMap can change the desired state without a new generation;
+    // after a restart its last digest is unknown, so such a resource is read in full once.
+    let references_may_have_changed =
+        !same_desired && (last_digest.is_some() || !A::references(obj).is_empty());
+    let mode = observe_mode(
+        spec_or_request_changed || references_may_have_changed,
+        was_ready,
+        owned,
+    );
     let kestra = &ctx.shared.kestra;
     let observed = ctx.adapter.observe(kestra, &target, mode, prior).await?;
     let diff = A::diff(&desired, &observed);
-    let digest = ctx.digests.hash_one(&desired);
-    let same_desired = ctx.last_digest(obj) == Some(digest);
     let step = match diff {
         Diff::InSync => Step::Synced {
             fields: A::in_sync_fields(&desired, &observed, prior),
@@ -408,6 +413,15 @@ async fn cleanup<A: Adapter>(
     Ok(Action::await_change())
 }
 
+/// The cheap periodic check only when nothing but Kestra itself can have changed.
+fn observe_mode(desired_changed: bool, was_ready: bool, owned: bool) -> ObserveMode {
+    if desired_changed || !was_ready || !owned {
+        ObserveMode::Full
+    } else {
+        ObserveMode::Resync
+    }
+}
+
 pub(super) fn claim_of<K: Resource>(obj: &K) -> Claim {
     Claim {
         created: obj
@@ -455,4 +469,17 @@ fn jitter(period: Duration) -> Duration {
         return period;
     }
     period + Duration::from_millis(rand::random_range(0..spread))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unchanged_synced_owned_resource_gets_the_cheap_check() {
+        assert_eq!(observe_mode(false, true, true), ObserveMode::Resync);
+        assert_eq!(observe_mode(true, true, true), ObserveMode::Full);
+        assert_eq!(observe_mode(false, false, true), ObserveMode::Full);
+        assert_eq!(observe_mode(false, true, false), ObserveMode::Full);
+    }
 }

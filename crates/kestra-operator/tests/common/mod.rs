@@ -76,15 +76,7 @@ impl<'a> OpSpec<'a> {
     }
 }
 
-/// Kinds the operator runs a controller for, per watched namespace.
-pub const KINDS: usize = 3;
-
-/// Starts the operator and waits until its controllers have synced their caches.
-///
-/// `/readyz` would be the natural signal, but it never turns 200 (see
-/// `e2e_operator::readyz_turns_ready_once_the_caches_are_synced`), so the helper waits for
-/// `/healthz` and for kube-runtime's own "store is ready" line of every controller
-/// (one per kind and watched namespace, logged at debug level for `kube_runtime::controller`).
+/// Starts the operator and waits until its caches are synced (`/readyz` answers 200).
 pub async fn start_operator(spec: OpSpec<'_>) -> anyhow::Result<Op> {
     let env = env();
     let namespaces = spec.namespaces.join(",");
@@ -102,8 +94,6 @@ pub async fn start_operator(spec: OpSpec<'_>) -> anyhow::Result<Op> {
         "3s",
         "--log-format",
         "json",
-        "--log-level",
-        "info,kube_runtime::controller=debug",
     ];
     args.extend(spec.args.iter().copied());
     let mut process = Operator::start(env, OPERATOR, &args, &spec.env)?;
@@ -124,24 +114,16 @@ pub async fn start_operator(spec: OpSpec<'_>) -> anyhow::Result<Op> {
         metrics_addr,
     };
     let http = reqwest::Client::new();
-    let url = format!("http://{}/healthz", op.metrics_addr);
-    let controllers = KINDS * spec.namespaces.len();
+    let url = format!("http://{}/readyz", op.metrics_addr);
     wait_until(Duration::from_secs(30), POLL, || async {
         let response = http.get(&url).send().await?;
-        ensure!(
-            response.status().is_success(),
-            "/healthz answered {}",
-            response.status()
-        );
-        let synced = op.logs().matches("store is ready, starting runner").count();
-        ensure!(
-            synced >= controllers,
-            "{synced} of {controllers} controllers have synced their cache"
-        );
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        ensure!(status.is_success(), "/readyz answered {status}: {body}");
         Ok(())
     })
     .await
-    .with_context(|| format!("operator not started; log:\n{}", op.process.tail(30)))?;
+    .with_context(|| format!("operator not ready; log:\n{}", op.process.tail(30)))?;
     Ok(op)
 }
 
@@ -604,6 +586,20 @@ impl Kestra {
         Ok(serde_json::from_str(&body)?)
     }
 
+    /// Deletes a flow as a user would in the UI.
+    pub async fn delete_flow(&self, ns: &str, id: &str) -> anyhow::Result<()> {
+        let r = self
+            .req(reqwest::Method::DELETE, &format!("/flows/{ns}/{id}"))
+            .send()
+            .await?;
+        ensure!(
+            r.status().is_success(),
+            "DELETE flow {ns}/{id}: {}",
+            r.status()
+        );
+        Ok(())
+    }
+
     /// `GET .../kv/{key}`: (status, body).
     pub async fn kv(&self, ns: &str, key: &str) -> anyhow::Result<(u16, Value)> {
         let r = self
@@ -642,6 +638,21 @@ impl Kestra {
             200 => Ok(Some(r.bytes().await?.to_vec())),
             s => bail!("GET file {ns}{path}: {s}"),
         }
+    }
+
+    /// Deletes a namespace file as a user would in the UI.
+    pub async fn delete_file(&self, ns: &str, path: &str) -> anyhow::Result<()> {
+        let r = self
+            .req(reqwest::Method::DELETE, &format!("/namespaces/{ns}/files"))
+            .query(&[("path", path)])
+            .send()
+            .await?;
+        ensure!(
+            r.status().is_success(),
+            "DELETE file {ns}{path}: {}",
+            r.status()
+        );
+        Ok(())
     }
 
     pub async fn upload(&self, ns: &str, path: &str, content: &[u8]) -> anyhow::Result<()> {
