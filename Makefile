@@ -36,3 +36,13 @@ testenv-down:
 .PHONY: bench
 bench:
 	KESTRA_BENCH_COMMAND='make bench$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' scripts/bench $(BENCH_ARGS)
+
+# The fault suite: FAULTS_N resources (default 1000) through Kestra, apiserver, etcd and operator
+# failures; renders the figures into docs/reliability.md. Its short cases run in `make test`.
+.PHONY: faults
+faults:
+	scripts/faults
+
+# Fuzz the parsers of untrusted text (cargo-fuzz, nightly); seconds per target as FUZZ_SECONDS.
+fuzz:
+	scripts/fuzz $${FUZZ_SECONDS:-60}

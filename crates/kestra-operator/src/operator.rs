@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use crate::adapters::{FlowAdapter, KeyValueAdapter, NamespaceFileAdapter};
 use crate::config::{LogFormat, RunArgs};
-use crate::engine::{EngineConfig, Shared, run_kind};
+use crate::engine::{EngineConfig, EventRecorder, Shared, run_kind};
 use crate::kestra::KestraClient;
 use crate::metrics::Metrics;
 
@@ -55,7 +55,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to Kubernetes")?;
     let identity = identity(&args);
-    let recorder = Recorder::new(
+    let recorder = EventRecorder::new(
         client.clone(),
         Reporter {
             controller: "kestra-operator".into(),
@@ -133,7 +133,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 async fn run_controllers(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     tokio::join!(
         run_kind(shared.clone(), FlowAdapter::default(), stop.clone()),
-        run_kind(shared.clone(), KeyValueAdapter, stop.clone()),
+        run_kind(shared.clone(), KeyValueAdapter::default(), stop.clone()),
         run_kind(shared.clone(), NamespaceFileAdapter, stop.clone()),
     );
 }

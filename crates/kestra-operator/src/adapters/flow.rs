@@ -34,6 +34,9 @@ type ListingSlot = Arc<tokio::sync::Mutex<Option<(Instant, Listing)>>>;
 #[derive(Default)]
 pub struct FlowAdapter {
     listings: Mutex<HashMap<ListingKey, ListingSlot>>,
+    /// Flows the last read found absent: their write creates first, saving the update that
+    /// would answer 404 (a third of a new flow's requests).
+    absent: Mutex<std::collections::HashSet<Target>>,
 }
 
 /// How long one listing answers for the flows of its namespace.
@@ -148,15 +151,20 @@ impl Adapter for FlowAdapter {
                 return Ok(ObservedFlow::AtRevision(revision));
             }
         }
-        Ok(
-            match kestra
-                .get_flow(target.tenant(), &target.namespace, &target.name)
-                .await?
-            {
-                Some(flow) => ObservedFlow::Present(flow),
-                None => ObservedFlow::Absent,
-            },
-        )
+        let observed = match kestra
+            .get_flow(target.tenant(), &target.namespace, &target.name)
+            .await?
+        {
+            Some(flow) => ObservedFlow::Present(flow),
+            None => ObservedFlow::Absent,
+        };
+        let mut absent = self.absent.lock().unwrap_or_else(|p| p.into_inner());
+        if observed == ObservedFlow::Absent {
+            absent.insert(target.clone());
+        } else {
+            absent.remove(target);
+        }
+        Ok(observed)
     }
 
     fn diff(desired: &DesiredFlow, observed: &ObservedFlow) -> Diff {
@@ -183,23 +191,39 @@ impl Adapter for FlowAdapter {
             target.namespace.as_str(),
             target.name.as_str(),
         );
-        // Update first (the usual case after creation); create when absent; update again if a
-        // concurrent writer created it in between.
-        let flow = match kestra
-            .update_flow(tenant, namespace, id, &desired.source)
-            .await?
-        {
-            Some(flow) => flow,
-            None => match kestra.create_flow(tenant, &desired.source).await? {
+        let update_again = || async {
+            kestra
+                .update_flow(tenant, namespace, id, &desired.source)
+                .await?
+                .ok_or_else(|| KestraError::Unexpected {
+                    status: 404,
+                    message: "Kestra said the flow exists, then that it does not".to_string(),
+                })
+        };
+        let absent = self
+            .absent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(target);
+        // A flow just read as absent is created (then updated if a concurrent writer created it
+        // in between); otherwise update first (the usual case after creation), create when absent,
+        // and update again if a concurrent writer created it in between.
+        let flow = if absent {
+            match kestra.create_flow(tenant, &desired.source).await? {
                 Some(flow) => flow,
-                None => kestra
-                    .update_flow(tenant, namespace, id, &desired.source)
-                    .await?
-                    .ok_or_else(|| KestraError::Unexpected {
-                        status: 404,
-                        message: "Kestra said the flow exists, then that it does not".to_string(),
-                    })?,
-            },
+                None => update_again().await?,
+            }
+        } else {
+            match kestra
+                .update_flow(tenant, namespace, id, &desired.source)
+                .await?
+            {
+                Some(flow) => flow,
+                None => match kestra.create_flow(tenant, &desired.source).await? {
+                    Some(flow) => flow,
+                    None => update_again().await?,
+                },
+            }
         };
         Ok(FlowStatusFields {
             revision: Some(flow.revision),

@@ -1,11 +1,15 @@
 //! KestraKeyValue adapter: typed values, ttl and expiry.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::kv::{KestraKeyValue, KeyValueStatusFields};
 use crate::engine::refs::{self, RefKind, Reference};
 use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target};
-use crate::kestra::{KestraClient, KestraError, KvRead};
+use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary};
 
 use super::flow::tenant_suffix;
 use super::kv_encoding::{Encoded, encode, expiry, matches};
@@ -17,8 +21,89 @@ pub struct DesiredValue {
     pub description: Option<String>,
 }
 
+type ListingKey = (Option<String>, String);
+type Listing = Arc<HashMap<String, KvSummary>>;
+/// The last listing of one namespace and when it was taken; locked while it is refreshed.
+type ListingSlot = Arc<tokio::sync::Mutex<Option<(Instant, Listing)>>>;
+
+/// How long one listing answers for the keys of its namespace.
+const LISTING_TTL: Duration = Duration::from_secs(2);
+
+/// A resync checks the keys of a Kestra namespace through one listing, which carries each key's
+/// update time: a key is read again only when its update time moved since it was last read (or
+/// when the listing is not available, e.g. Kestra 2.0's other listing route).
 #[derive(Default)]
-pub struct KeyValueAdapter;
+pub struct KeyValueAdapter {
+    listings: Mutex<HashMap<ListingKey, ListingSlot>>,
+    /// The entry each key held when last read, with the update time Kestra gave with it.
+    seen: Mutex<HashMap<Target, (String, KvEntry)>>,
+}
+
+impl KeyValueAdapter {
+    async fn listing(
+        &self,
+        kestra: &KestraClient,
+        target: &Target,
+    ) -> Result<Listing, KestraError> {
+        let slot = {
+            let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+            listings
+                .entry((target.tenant.clone(), target.namespace.clone()))
+                .or_default()
+                .clone()
+        };
+        let mut cached = slot.lock().await;
+        if let Some((at, listing)) = cached.as_ref()
+            && at.elapsed() < LISTING_TTL
+        {
+            return Ok(listing.clone());
+        }
+        let rows = kestra.list_kv(target.tenant(), &target.namespace).await?;
+        let listing: Listing = Arc::new(rows.into_iter().map(|r| (r.key.clone(), r)).collect());
+        *cached = Some((Instant::now(), listing.clone()));
+        Ok(listing)
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Target, (String, KvEntry)>> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entry read last time, when the listing shows the key not updated since then.
+    async fn unchanged(&self, kestra: &KestraClient, target: &Target) -> Option<KvEntry> {
+        let (stamp, entry) = self.seen().get(target).cloned()?;
+        let listing = self.listing(kestra, target).await.ok()?;
+        let row = listing.get(&target.name)?;
+        let now = Timestamp::now();
+        let expired = |at: &Option<String>| {
+            at.as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_some_and(|t| t <= now)
+        };
+        if expired(&row.expiration_date) || expired(&entry.expiration_date) {
+            return None;
+        }
+        same_instant(row.update_date.as_deref()?, &stamp).then_some(entry)
+    }
+
+    fn remember(&self, target: &Target, read: &KvRead, updated: Option<String>) {
+        match (read, updated) {
+            (KvRead::Found(entry), Some(updated)) => {
+                self.seen().insert(target.clone(), (updated, entry.clone()));
+            }
+            _ => {
+                self.seen().remove(target);
+            }
+        }
+    }
+}
+
+/// Two update times name the same instant (compared as times when both parse).
+fn same_instant(a: &str, b: &str) -> bool {
+    match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
 
 impl Adapter for KeyValueAdapter {
     type Resource = KestraKeyValue;
@@ -118,12 +203,18 @@ impl Adapter for KeyValueAdapter {
         &self,
         kestra: &KestraClient,
         target: &Target,
-        _mode: ObserveMode,
+        mode: ObserveMode,
         prior: Option<&KeyValueStatusFields>,
     ) -> Result<KvRead, KestraError> {
-        let read = kestra
-            .get_kv(target.tenant(), &target.namespace, &target.name)
+        if mode == ObserveMode::Resync
+            && let Some(entry) = self.unchanged(kestra, target).await
+        {
+            return Ok(KvRead::Found(entry));
+        }
+        let (read, updated) = kestra
+            .get_kv_stamped(target.tenant(), &target.namespace, &target.name)
             .await?;
+        self.remember(target, &read, updated);
         // Kestra may purge an expired entry (404 instead of 410): still an expiry, not a deletion.
         let expired_before = prior
             .and_then(|p| p.expires_at.as_deref())
@@ -151,6 +242,7 @@ impl Adapter for KeyValueAdapter {
         desired: &DesiredValue,
     ) -> Result<KeyValueStatusFields, ReconcileError> {
         let written_at = Timestamp::now();
+        self.seen().remove(target);
         kestra
             .put_kv(
                 target.tenant(),
@@ -203,6 +295,7 @@ impl Adapter for KeyValueAdapter {
     }
 
     async fn delete(&self, kestra: &KestraClient, target: &Target) -> Result<(), KestraError> {
+        self.seen().remove(target);
         kestra
             .delete_kv(target.tenant(), &target.namespace, &target.name)
             .await
@@ -240,5 +333,99 @@ mod description_tests {
         );
         assert!(check_description("two\nlines").is_err());
         assert!(check_description("bell\u{7}").is_err());
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::kestra::{Auth, ClientConfig};
+    use crate::metrics::Metrics;
+
+    async fn requests(url: &str, route_suffix: &str) -> u64 {
+        let counters: Value = reqwest::get(format!("{url}/__fake/counters"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        counters["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                c["method"] == "GET" && c["route"].as_str().unwrap().ends_with(route_suffix)
+            })
+            .map(|c| c["count"].as_u64().unwrap())
+            .sum()
+    }
+
+    fn value(read: &KvRead) -> Value {
+        match read {
+            KvRead::Found(entry) => entry.value.clone(),
+            other => panic!("expected a value, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resync_reads_a_key_again_only_when_its_update_time_moved() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let fake = kestra_fake::spawn(kestra_fake::FakeConfig::default())
+            .await
+            .unwrap();
+        let url = fake.url();
+        let kestra = KestraClient::new(
+            ClientConfig {
+                url: url.clone(),
+                tenant: Some("main".into()),
+                auth: Auth::None,
+                timeout: Duration::from_secs(5),
+                ca_file: None,
+                attempts: 1,
+                rate_limit: None,
+            },
+            Metrics::new(),
+        )
+        .unwrap();
+        let (tenant, ns) = (Some("main"), "company.team");
+        let target = Target {
+            tenant: Some("main".into()),
+            namespace: ns.into(),
+            name: "k".into(),
+        };
+        let put = |v: &'static str| {
+            let kestra = kestra.clone();
+            async move { kestra.put_kv(tenant, ns, "k", v, None, None).await.unwrap() }
+        };
+        put("\"v1\"").await;
+        let adapter = KeyValueAdapter::default();
+        let resync = || adapter.observe(&kestra, &target, ObserveMode::Resync, None);
+        // Nothing remembered yet: read. Then the listing alone answers.
+        assert_eq!(value(&resync().await.unwrap()), json!("v1"));
+        assert_eq!(value(&resync().await.unwrap()), json!("v1"));
+        assert_eq!(value(&resync().await.unwrap()), json!("v1"));
+        assert_eq!(requests(&url, "/kv/{key}").await, 1);
+        assert_eq!(requests(&url, "/kv").await, 1);
+        // Changed directly in Kestra: once the listing is refreshed, the key is read again.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        put("\"v2\"").await;
+        tokio::time::sleep(LISTING_TTL + Duration::from_millis(100)).await;
+        assert_eq!(value(&resync().await.unwrap()), json!("v2"));
+        assert_eq!(requests(&url, "/kv/{key}").await, 2);
+        // A full read always reads.
+        adapter
+            .observe(&kestra, &target, ObserveMode::Full, None)
+            .await
+            .unwrap();
+        assert_eq!(requests(&url, "/kv/{key}").await, 3);
+        // Deleted in Kestra: missing from the listing, so read, and found missing.
+        kestra.delete_kv(tenant, ns, "k").await.unwrap();
+        tokio::time::sleep(LISTING_TTL + Duration::from_millis(100)).await;
+        assert_eq!(resync().await.unwrap(), KvRead::Missing);
+        fake.shutdown().await.unwrap();
     }
 }

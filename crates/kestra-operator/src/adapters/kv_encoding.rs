@@ -208,6 +208,36 @@ fn same_duration(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Whether two floats are equal but for the last bits. serde_json (without its
+/// `float_roundtrip` feature) may read a long number a unit or two in the last place away
+/// from the double Kestra stored for it: `1.8446184467420742e+24` comes back as
+/// `1.8446184467420745e24`. Comparing exactly would rewrite such a value forever.
+fn same_float(a: f64, b: f64) -> bool {
+    a == b
+        || (a.is_finite()
+            && b.is_finite()
+            && a.is_sign_negative() == b.is_sign_negative()
+            && a.to_bits().abs_diff(b.to_bits()) <= 4)
+}
+
+/// JSON equality, with floats compared by [`same_float`].
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            matches!((x.as_f64(), y.as_f64()), (Some(x), Some(y)) if same_float(x, y))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// Whether Kestra's stored entry equals what `encoded` would store.
 pub fn matches(encoded: &Encoded, stored: &KvEntry) -> bool {
     if stored.type_ != encoded.type_.as_str() {
@@ -215,11 +245,15 @@ pub fn matches(encoded: &Encoded, stored: &KvEntry) -> bool {
     }
     match encoded.type_ {
         KvType::Number => match (encoded.expected.as_f64(), stored.value.as_f64()) {
+            (Some(a), Some(b)) if encoded.expected.is_f64() || stored.value.is_f64() => {
+                same_float(a, b)
+            }
             (Some(a), Some(b)) => a == b,
             _ => false,
         },
         KvType::Datetime => same_instant(&encoded.expected, &stored.value),
         KvType::Duration => same_duration(&encoded.expected, &stored.value),
+        KvType::Json => same_json(&encoded.expected, &stored.value),
         _ => encoded.expected == stored.value,
     }
 }
@@ -339,6 +373,42 @@ mod tests {
         assert!(!matches(&s, &entry("STRING", json!("hello!"))));
         let j = encode(&json!({"b": 1, "a": 2}), None).unwrap();
         assert!(matches(&j, &entry("JSON", json!({"a": 2, "b": 1}))));
+    }
+
+    /// Found by `fuzz/fuzz_targets/kv_encoding.rs`: a long number did not match what Kestra
+    /// echoes for its own body, so the entry was rewritten at every resync.
+    #[test]
+    fn long_numbers_match_their_echo() {
+        for (text, type_) in [
+            ("1844618446742074207370954", None),
+            ("1844618446742074207370954", Some(KvType::Number)),
+            ("[1844618446742074207370954]", None),
+            (
+                "{\"a\": {\"b\": [1844618446742074207370954]}}",
+                Some(KvType::Json),
+            ),
+        ] {
+            let value = match type_ {
+                Some(KvType::Number | KvType::Json) => json!(text),
+                _ => serde_json::from_str(text).unwrap(),
+            };
+            let encoded = encode(&value, type_).unwrap();
+            let echoed: Value = serde_json::from_str(&encoded.body).unwrap();
+            let stored = entry(encoded.type_.as_str(), echoed);
+            assert!(
+                matches(&encoded, &stored),
+                "{text} as {type_:?}: {encoded:?}"
+            );
+        }
+        // A real change is still one.
+        let n = encode(&json!(1.5), None).unwrap();
+        assert!(!matches(&n, &entry("NUMBER", json!(1.5000000001))));
+        let j = encode(&json!({"a": 1.5}), None).unwrap();
+        assert!(!matches(&j, &entry("JSON", json!({"a": 1.25}))));
+        let big = encode(&json!([u64::MAX]), None).unwrap();
+        assert!(!matches(&big, &entry("JSON", json!([u64::MAX - 1]))));
+        let big = encode(&json!(1u64 << 60), None).unwrap();
+        assert!(!matches(&big, &entry("NUMBER", json!((1u64 << 60) + 512))));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The generic reconcile engine: one lifecycle for every kind, driven by a small adapter.
 
 mod adapter;
+mod claims;
 mod error;
+mod events;
 mod ownership;
 mod reconcile;
 pub mod refs;
@@ -13,13 +15,14 @@ use std::hash::RandomState;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use adapter::{Adapter, Common, Diff, ObserveMode, Status, Target};
 pub use error::{ReconcileError, Retry};
+pub use events::EventRecorder;
 pub use reconcile::now_rfc3339;
 pub use runner::{EngineConfig, Shared, run_kind};
 
@@ -40,8 +43,12 @@ fn object_key<K: Resource>(obj: &K) -> ObjectKey {
 pub struct KindContext<A: Adapter> {
     pub shared: Arc<Shared>,
     pub adapter: A,
-    /// Every watched namespace's cache of this kind, for conflict checks across namespaces.
-    stores: Vec<Store<A::Resource>>,
+    /// Which resources (of every watched namespace) name which Kestra object, for conflicts.
+    claims: Arc<claims::ClaimIndex>,
+    /// Whether every watched namespace's cache has its initial listing. Each namespace's controller waits
+    /// only for its own cache: without this, right after a start a resource could miss an older
+    /// resource of another namespace naming the same Kestra object, and write or delete it.
+    stores_ready: Arc<std::sync::atomic::AtomicBool>,
     /// Wakes a resource (routed to its namespace's controller).
     peers: HashMap<Option<String>, UnboundedSender<ObjectRef<A::Resource>>>,
     failures: Mutex<HashMap<ObjectKey, u32>>,
@@ -56,31 +63,18 @@ impl<A: Adapter> KindContext<A> {
     }
 
     fn target(&self, obj: &A::Resource) -> Result<Target, ReconcileError> {
-        let common = A::common(obj);
-        Ok(Target {
-            tenant: self.kestra().tenant_for(common.tenant)?,
-            namespace: common.namespace.to_string(),
-            name: A::object_name(obj)?,
-        })
+        target_of::<A>(self.kestra(), obj)
     }
 
     /// The older resource that owns `target`, when it is not `obj`.
     fn conflict_owner(&self, obj: &A::Resource, target: &Target) -> Option<String> {
         let me = reconcile::claim_of(obj);
         let mut claims = vec![me.clone()];
-        for store in &self.stores {
-            for other in store.state() {
-                if other.meta().uid == obj.meta().uid || other.meta().deletion_timestamp.is_some() {
-                    continue;
-                }
-                let common = A::common(&other);
-                if common.namespace != target.namespace {
-                    continue;
-                }
-                if self.target(&other).is_ok_and(|t| &t == target) {
-                    claims.push(reconcile::claim_of(other.as_ref()));
-                }
+        for other in self.claims.claimants(target) {
+            if obj.meta().uid.as_ref() == Some(&other.uid) || other.deleting {
+                continue;
             }
+            claims.push(other.claim);
         }
         let owner = reconcile::owner_of(&claims)?;
         (owner != &me).then(|| format!("{}/{}", owner.namespace, owner.name))
@@ -88,20 +82,15 @@ impl<A: Adapter> KindContext<A> {
 
     /// Reconcile the other resources naming `target` (a conflict loser may now own it).
     fn wake_peers(&self, obj: &A::Resource, target: &Target) {
-        for store in &self.stores {
-            for other in store.state() {
-                if other.meta().uid == obj.meta().uid
-                    || A::common(&other).namespace != target.namespace
-                {
-                    continue;
-                }
-                if self.target(&other).is_ok_and(|t| &t == target) {
-                    let ns = other.namespace();
-                    let sender = self.peers.get(&ns).or_else(|| self.peers.get(&None));
-                    if let Some(sender) = sender {
-                        let _ = sender.send(ObjectRef::from_obj(other.as_ref()));
-                    }
-                }
+        for other in self.claims.claimants(target) {
+            if obj.meta().uid.as_ref() == Some(&other.uid) {
+                continue;
+            }
+            let ns = Some(other.claim.namespace.clone());
+            let sender = self.peers.get(&ns).or_else(|| self.peers.get(&None));
+            if let Some(sender) = sender {
+                let _ =
+                    sender.send(ObjectRef::new(&other.claim.name).within(&other.claim.namespace));
             }
         }
     }
@@ -186,11 +175,28 @@ impl<A: Adapter> KindContext<A> {
             action: "Sync".to_string(),
             secondary: None,
         };
-        let recorder: &Recorder = &self.shared.recorder;
-        if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(e) = self
+            .shared
+            .recorder
+            .publish(&event, &obj.object_ref(&()))
+            .await
+        {
             tracing::warn!(kind = A::KIND, error = %e, "could not publish an Event");
         }
     }
+}
+
+/// The Kestra object a resource names, with the tenant resolved.
+fn target_of<A: Adapter>(
+    kestra: &KestraClient,
+    obj: &A::Resource,
+) -> Result<Target, ReconcileError> {
+    let common = A::common(obj);
+    Ok(Target {
+        tenant: kestra.tenant_for(common.tenant)?,
+        namespace: common.namespace.to_string(),
+        name: A::object_name(obj)?,
+    })
 }
 
 /// `min * 2^(n-1)`, capped at `max`, with up to 10% jitter.

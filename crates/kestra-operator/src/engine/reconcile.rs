@@ -65,7 +65,12 @@ pub async fn reconcile<A: Adapter>(
     obj: Arc<A::Resource>,
     ctx: Arc<KindContext<A>>,
 ) -> Result<Action, EngineError> {
+    if !ctx.stores_ready.load(std::sync::atomic::Ordering::SeqCst) {
+        // Ownership is decided across every watched namespace: wait until all are listed.
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     let started = Instant::now();
+    ctx.shared.recorder.forget_stale();
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<A::Resource> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     let labels = KindLabels { kind: A::KIND };
@@ -237,7 +242,7 @@ async fn finish<A: Adapter>(
             next.last_sync_time = Some(now.clone());
             (
                 Outcome::ready("Synced", message),
-                Action::requeue(jitter(resync)),
+                Action::requeue(resync_delay(resync, &target, std::time::SystemTime::now())),
             )
         }
         Ok(Step::Suspended) => (
@@ -247,17 +252,21 @@ async fn finish<A: Adapter>(
             ),
             Action::await_change(),
         ),
-        Ok(Step::Conflict { owner }) => (
-            Outcome::stalled(
-                "Conflict",
-                format!(
-                    "the same Kestra {} is managed by the older resource {owner}; this one writes nothing \
+        Ok(Step::Conflict { owner }) => {
+            // The owner is the older resource: this one must never delete the object.
+            next.owned_object = None;
+            (
+                Outcome::stalled(
+                    "Conflict",
+                    format!(
+                        "the same Kestra {} is managed by the older resource {owner}; this one writes nothing \
                      until that resource is deleted or this one names another object",
-                    A::NOUN
+                        A::NOUN
+                    ),
                 ),
-            ),
-            Action::requeue(jitter(resync)),
-        ),
+                Action::requeue(jitter(resync)),
+            )
+        }
         Ok(Step::Expired { target }) => (
             Outcome::stalled(
                 "Expired",
@@ -353,7 +362,16 @@ async fn cleanup<A: Adapter>(
         return Ok(Action::await_change());
     };
     let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str());
-    let (reason, note) = if !owned {
+    let (reason, note) = if let Some(owner) = ctx.conflict_owner(obj, &target) {
+        (
+            "Released",
+            format!(
+                "{} {} is owned by the older resource {owner} and is left in Kestra",
+                A::NOUN,
+                target.key()
+            ),
+        )
+    } else if !owned {
         (
             "Released",
             format!(
@@ -462,6 +480,31 @@ fn age(rfc3339: &str) -> Option<Duration> {
     Duration::try_from(elapsed).ok()
 }
 
+/// When to check a synced resource again: at the next resync slot of its Kestra namespace. The
+/// resources of one namespace then resync together and share one listing, so that a drift check
+/// costs one request per namespace and kind instead of one per resource (with resyncs spread at
+/// random, a 2-second listing served few resources); the namespaces' slots are spread over the
+/// period. Slots come from the wall clock, so replicas and restarts agree. The first check after
+/// a change comes half a period to one and a half periods later, then one period apart.
+fn resync_delay(period: Duration, target: &Target, now: std::time::SystemTime) -> Duration {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut hasher = DefaultHasher::new();
+    (target.tenant.as_deref(), target.namespace.as_str()).hash(&mut hasher);
+    let offset = hasher.finish() % period_ms;
+    let now_ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let earliest = now_ms.saturating_add(period_ms / 2);
+    let slot = offset.saturating_add(
+        earliest
+            .saturating_sub(offset)
+            .div_ceil(period_ms)
+            .saturating_mul(period_ms),
+    );
+    Duration::from_millis(slot.saturating_sub(now_ms))
+}
+
 /// Spread resyncs so that thousands of objects do not hit Kestra in the same second.
 fn jitter(period: Duration) -> Duration {
     let spread = period.as_millis() as u64 / 10;
@@ -481,5 +524,39 @@ mod tests {
         assert_eq!(observe_mode(true, true, true), ObserveMode::Full);
         assert_eq!(observe_mode(false, false, true), ObserveMode::Full);
         assert_eq!(observe_mode(false, true, false), ObserveMode::Full);
+    }
+
+    #[test]
+    fn resources_of_a_namespace_share_resync_slots() {
+        let period = Duration::from_secs(30);
+        let target = |ns: &str, name: &str| Target {
+            tenant: Some("main".into()),
+            namespace: ns.into(),
+            name: name.into(),
+        };
+        let base = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut slots = std::collections::HashSet::new();
+        for step in 0..200u64 {
+            let now = base + Duration::from_millis(step * 337);
+            for name in ["a", "b"] {
+                let delay = resync_delay(period, &target("company.team", name), now);
+                assert!(delay >= period / 2 && delay < period * 3 / 2, "{delay:?}");
+                let at = now + delay;
+                slots.insert(
+                    at.duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis(),
+                );
+            }
+        }
+        // 67 s of changes land on a handful of slots, one period apart.
+        let mut slots: Vec<u128> = slots.into_iter().collect();
+        slots.sort_unstable();
+        assert!(slots.len() <= 4, "{slots:?}");
+        assert!(slots.windows(2).all(|w| w[1] - w[0] == 30_000), "{slots:?}");
+        // Once on a slot, the next check is exactly one period later.
+        let on_slot = std::time::UNIX_EPOCH + Duration::from_millis(slots[0] as u64 + 40);
+        let next = resync_delay(period, &target("company.team", "a"), on_slot);
+        assert_eq!(next, period - Duration::from_millis(40));
     }
 }

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, future};
+use futures::{StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
@@ -18,9 +17,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adapter::Adapter;
+use super::claims::ClaimIndex;
+use super::events::EventRecorder;
 use super::refs::{RefKind, Reference};
 use super::status::ready_condition;
-use super::{KindContext, RECONCILE_REQUEST_ANNOTATION, reconcile};
+use super::{KindContext, RECONCILE_REQUEST_ANNOTATION, reconcile, target_of};
 use crate::kestra::KestraClient;
 use crate::metrics::{ConditionLabels, Metrics};
 
@@ -43,7 +44,7 @@ pub struct Shared {
     pub client: kube::Client,
     pub kestra: KestraClient,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub config: EngineConfig,
     /// Kinds whose caches have synced (for `/readyz`).
     pub ready_kinds: AtomicUsize,
@@ -70,6 +71,54 @@ fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// What the caches keep of a resource: not `managedFields` (often as large as the rest) nor
+/// kubectl's copy of the last applied manifest, which the operator never reads. At 10,000
+/// resources they are most of the memory.
+fn trim_for_cache<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Delay between attempts to (re)list and (re)watch after an error: doubling from 500 ms,
+/// capped at 5 s, back to the start after any success. kube-runtime's default grows to 30 s
+/// and keeps growing through the 410 Gone that follows an outage, so after a 30-second
+/// disconnect every watch spent minutes between attempts (measured by the fault suite).
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const MIN: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(5);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::MIN }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        // Up to 20% more, so that the watches do not all retry in the same instant.
+        let spread = delay.as_millis() as u64 / 5;
+        Some(delay + Duration::from_millis(rand::random_range(0..spread.max(1))))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
 /// Run the controllers of one kind until `shutdown` flips to true.
 pub async fn run_kind<A: Adapter>(
     shared: Arc<Shared>,
@@ -84,15 +133,21 @@ pub async fn run_kind<A: Adapter>(
     let mut stores = Vec::new();
     let mut peers = HashMap::new();
     let mut controllers = Vec::new();
+    let claims = Arc::new(ClaimIndex::default());
     for scope in &scopes {
         let api: Api<A::Resource> = match scope {
             Some(ns) => Api::namespaced(shared.client.clone(), ns),
             None => Api::all(shared.client.clone()),
         };
         let (reader, writer) = reflector::store();
+        let (index, index_scope, kestra) = (claims.clone(), scope.clone(), shared.kestra.clone());
         let trigger = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
+            .backoff(WatchBackoff::default())
+            .modify(trim_for_cache)
             .reflect(writer)
+            .inspect_ok(move |event| {
+                index.observe(&index_scope, event, |obj| target_of::<A>(&kestra, obj).ok());
+            })
             .touched_objects()
             .predicate_filter(trigger_hash::<A::Resource>, PredicateConfig::default());
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
@@ -111,16 +166,18 @@ pub async fn run_kind<A: Adapter>(
             .reconcile_on(UnboundedReceiverStream::new(peer_rx));
         controllers.push(controller);
     }
+    let stores_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ctx = Arc::new(KindContext {
         shared: shared.clone(),
         adapter,
-        stores: stores.clone(),
+        claims,
+        stores_ready: stores_ready.clone(),
         peers,
         failures: Default::default(),
         last_digests: Default::default(),
         digests: Default::default(),
     });
-    tokio::spawn(mark_ready(shared.clone(), stores.clone()));
+    tokio::spawn(mark_ready(shared.clone(), stores.clone(), stores_ready));
     tokio::spawn(count_objects::<A>(
         shared.metrics.clone(),
         stores,
@@ -161,7 +218,7 @@ where
     };
     // Metadata only: the operator never caches Secret values.
     watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .touched_objects()
 }
 
@@ -184,8 +241,11 @@ fn reference_mapper<A: Adapter, K: Resource>(
     }
 }
 
-async fn mark_ready<K: Resource + Clone>(shared: Arc<Shared>, stores: Vec<Store<K>>)
-where
+async fn mark_ready<K: Resource + Clone>(
+    shared: Arc<Shared>,
+    stores: Vec<Store<K>>,
+    stores_ready: Arc<std::sync::atomic::AtomicBool>,
+) where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
     for store in stores {
@@ -198,6 +258,7 @@ where
             }
         }
     }
+    stores_ready.store(true, Ordering::SeqCst);
     shared.ready_kinds.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -233,5 +294,25 @@ async fn count_objects<A: Adapter>(
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod watch_backoff_tests {
+    use std::time::Duration;
+
+    use kube::runtime::utils::Backoff as _;
+
+    use super::WatchBackoff;
+
+    #[test]
+    fn doubles_caps_and_resets() {
+        let mut b = WatchBackoff::default();
+        let delays: Vec<Duration> = (0..8).map(|_| b.next().unwrap()).collect();
+        assert!(delays[0] >= Duration::from_millis(500) && delays[0] < Duration::from_millis(600));
+        assert!(delays[1] >= Duration::from_secs(1) && delays[1] < Duration::from_millis(1200));
+        assert!(delays[7] >= Duration::from_secs(5) && delays[7] < Duration::from_secs(6));
+        b.reset();
+        assert!(b.next().unwrap() < Duration::from_millis(600));
     }
 }

@@ -9,7 +9,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use url::Url;
 
 use super::error::KestraError;
-use super::types::{Flow, FlowSummary, KvRead};
+use super::types::{Flow, FlowSummary, KvRead, KvSummary};
 use crate::metrics::Metrics;
 
 /// A credential that never shows in Debug output, logs or errors.
@@ -372,6 +372,23 @@ impl KestraClient {
         namespace: &str,
         key: &str,
     ) -> Result<KvRead, KestraError> {
+        self.get_kv_stamped(tenant, namespace, key)
+            .await
+            .map(|(read, _)| read)
+    }
+
+    /// A KV read with the entry's `updated` time when Kestra sends it (1.2 and later).
+    pub async fn get_kv_stamped(
+        &self,
+        tenant: Option<&str>,
+        namespace: &str,
+        key: &str,
+    ) -> Result<(KvRead, Option<String>), KestraError> {
+        #[derive(serde::Deserialize)]
+        struct Stamp {
+            #[serde(default)]
+            updated: Option<String>,
+        }
         let call = Call {
             route: "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}",
             method: Method::GET,
@@ -380,11 +397,30 @@ impl KestraClient {
         };
         let (status, body) = self.send(call, |r| r).await?;
         match status.as_u16() {
-            200 => decode(&body).map(KvRead::Found),
-            404 => Ok(KvRead::Missing),
-            410 => Ok(KvRead::Expired),
+            200 => {
+                let stamp = decode::<Stamp>(&body).ok().and_then(|s| s.updated);
+                decode(&body).map(|entry| (KvRead::Found(entry), stamp))
+            }
+            404 => Ok((KvRead::Missing, None)),
+            410 => Ok((KvRead::Expired, None)),
             s => Err(KestraError::from_status(s, &body)),
         }
+    }
+
+    /// The keys of a namespace with their update times: one request however many keys it holds.
+    pub async fn list_kv(
+        &self,
+        tenant: Option<&str>,
+        namespace: &str,
+    ) -> Result<Vec<KvSummary>, KestraError> {
+        let call = Call {
+            route: "/api/v1/{tenant}/namespaces/{namespace}/kv",
+            method: Method::GET,
+            tenant,
+            segments: &["namespaces", namespace, "kv"],
+        };
+        let body = self.expect_ok(call, |r| r).await?;
+        decode(&body)
     }
 
     /// Create or overwrite a KV entry; `body` is the typed text (see `kv_encoding`).

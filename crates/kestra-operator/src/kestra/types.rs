@@ -32,6 +32,17 @@ pub struct KvEntry {
     pub expiration_date: Option<String>,
 }
 
+/// One row of a namespace's KV listing (`GET .../namespaces/{namespace}/kv`, Kestra up to 1.3).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KvSummary {
+    pub key: String,
+    #[serde(default)]
+    pub update_date: Option<String>,
+    #[serde(default)]
+    pub expiration_date: Option<String>,
+}
+
 /// What reading a KV key found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KvRead {

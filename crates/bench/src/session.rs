@@ -1,0 +1,130 @@
+//! One measured setup: a fresh control plane, a private Kestra double, N resources, the watches,
+//! and (for operator sessions) the operator.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::env::{ControlPlane, Paths};
+use crate::fake::Fake;
+use crate::operator::{Operator, OperatorArgs};
+use crate::resources::{self, Item};
+use crate::tracker::Tracker;
+
+pub const NAMESPACE: &str = "bench";
+
+pub struct Session {
+    pub cp: ControlPlane,
+    pub fake: Fake,
+    pub items: Vec<Item>,
+    pub tracker: Tracker,
+    pub operator: Option<Operator>,
+    pub create_seconds: f64,
+    pub tag: String,
+    logs: PathBuf,
+}
+
+impl Session {
+    pub async fn new(
+        paths: &Paths,
+        n: usize,
+        latency_ms: u64,
+        create_concurrency: usize,
+        tag: &str,
+    ) -> anyhow::Result<Self> {
+        eprintln!("kestra-bench: [{tag}] fresh control plane");
+        let cp = ControlPlane::fresh(paths).await?;
+        let logs = paths.logs();
+        std::fs::create_dir_all(&logs)?;
+        let fake = Fake::start(&paths.fake_bin, &logs, tag).await?;
+        fake.set_latency(latency_ms).await?;
+        cp.create_namespace(NAMESPACE).await?;
+        let items = resources::items(n);
+        eprintln!("kestra-bench: [{tag}] creating {n} resources");
+        let created =
+            resources::create_all(&cp.client, NAMESPACE, &items, create_concurrency).await?;
+        let tracker = Tracker::start(&cp.client, NAMESPACE).await?;
+        eprintln!(
+            "kestra-bench: [{tag}] created {n} resources in {:.1}s",
+            created.as_secs_f64()
+        );
+        Ok(Self {
+            cp,
+            fake,
+            items,
+            tracker,
+            operator: None,
+            create_seconds: created.as_secs_f64(),
+            tag: tag.to_string(),
+            logs,
+        })
+    }
+
+    pub fn n(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Start the operator; returns when the process runs (the caller times from before this).
+    pub async fn start_operator(
+        &mut self,
+        bin: &std::path::Path,
+        resync: &str,
+        concurrency: u16,
+        env: &[String],
+    ) -> anyhow::Result<String> {
+        let log = self.logs.join(format!("operator-{}.log", self.tag));
+        let args = OperatorArgs {
+            bin,
+            kubeconfig: &self.cp.kubeconfig,
+            kestra_url: &self.fake.url,
+            namespace: NAMESPACE,
+            resync,
+            concurrency,
+            log: &log,
+            env,
+        };
+        let command = Operator::command_line(&args);
+        let mut operator = Operator::start(&args)?;
+        operator.wait_metrics(Duration::from_secs(60)).await?;
+        self.operator = Some(operator);
+        Ok(command)
+    }
+
+    pub fn operator(&self) -> anyhow::Result<&Operator> {
+        self.operator
+            .as_ref()
+            .context("the operator is not running")
+    }
+
+    /// Fail early when the operator died.
+    pub fn check_operator(&mut self) -> anyhow::Result<()> {
+        match self.operator.as_mut() {
+            Some(op) => op.proc.check_alive(),
+            None => Ok(()),
+        }
+    }
+
+    /// Pids of every process of this session (for telling our CPU from other work).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.fake.proc.pid()];
+        pids.extend(self.operator.as_ref().map(Operator::pid));
+        pids.extend(self.cp.apiserver_pid());
+        pids.extend(self.cp.etcd_pid());
+        pids.extend(self.cp.env_fake_pid());
+        pids
+    }
+
+    pub async fn wait_all_ready(&self, timeout: Duration) -> anyhow::Result<Instant> {
+        self.tracker.wait_all_ready(self.n(), timeout).await
+    }
+
+    pub async fn close(mut self) {
+        if let Some(mut op) = self.operator.take() {
+            op.proc.stop(Duration::from_secs(10)).await;
+        }
+        self.fake.proc.stop(Duration::from_secs(5)).await;
+        drop(self.tracker);
+        self.cp.down();
+    }
+}
