@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use crate::crd::flow::{FlowStatusFields, KestraFlow};
 use crate::engine::refs::{self, RefKind, Reference};
@@ -10,6 +9,7 @@ use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, 
 use crate::kestra::{Flow, KestraClient, KestraError};
 
 use super::flow_source::check_identity;
+use super::listing::NamespaceListings;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct DesiredFlow {
@@ -24,49 +24,31 @@ pub enum ObservedFlow {
     AtRevision(i64),
 }
 
-type ListingKey = (Option<String>, String);
-type Listing = Arc<HashMap<String, i64>>;
-/// The last listing of one namespace and when it was taken; locked while it is refreshed.
-type ListingSlot = Arc<tokio::sync::Mutex<Option<(Instant, Listing)>>>;
-
 /// Namespace listings shared by the flows of a resync wave: the cost of a drift check grows
 /// with the number of Kestra namespaces, not flows.
 #[derive(Default)]
 pub struct FlowAdapter {
-    listings: Mutex<HashMap<ListingKey, ListingSlot>>,
+    listings: NamespaceListings<i64>,
     /// Flows the last read found absent: their write creates first, saving the update that
     /// would answer 404 (a third of a new flow's requests).
     absent: Mutex<std::collections::HashSet<Target>>,
 }
 
-/// How long one listing answers for the flows of its namespace.
-const LISTING_TTL: Duration = Duration::from_secs(2);
-
 impl FlowAdapter {
+    /// Revisions by flow id in `target`'s namespace.
     async fn listing(
         &self,
         kestra: &KestraClient,
         target: &Target,
-    ) -> Result<Listing, KestraError> {
-        let slot = {
-            let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
-            listings
-                .entry((target.tenant.clone(), target.namespace.clone()))
-                .or_default()
-                .clone()
-        };
-        let mut cached = slot.lock().await;
-        if let Some((at, listing)) = cached.as_ref()
-            && at.elapsed() < LISTING_TTL
-        {
-            return Ok(listing.clone());
-        }
-        let flows = kestra
-            .list_flows(target.tenant(), &target.namespace)
-            .await?;
-        let listing: Listing = Arc::new(flows.into_iter().map(|f| (f.id, f.revision)).collect());
-        *cached = Some((Instant::now(), listing.clone()));
-        Ok(listing)
+    ) -> Result<Arc<HashMap<String, i64>>, KestraError> {
+        self.listings
+            .get(target, || async {
+                let flows = kestra
+                    .list_flows(target.tenant(), &target.namespace)
+                    .await?;
+                Ok(flows.into_iter().map(|f| (f.id, f.revision)).collect())
+            })
+            .await
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -13,6 +12,7 @@ use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary};
 
 use super::flow::tenant_suffix;
 use super::kv_encoding::{Encoded, encode, expiry, matches};
+use super::listing::NamespaceListings;
 
 #[derive(Clone, Debug, Hash, PartialEq)]
 pub struct DesiredValue {
@@ -21,47 +21,29 @@ pub struct DesiredValue {
     pub description: Option<String>,
 }
 
-type ListingKey = (Option<String>, String);
-type Listing = Arc<HashMap<String, KvSummary>>;
-/// The last listing of one namespace and when it was taken; locked while it is refreshed.
-type ListingSlot = Arc<tokio::sync::Mutex<Option<(Instant, Listing)>>>;
-
-/// How long one listing answers for the keys of its namespace.
-const LISTING_TTL: Duration = Duration::from_secs(2);
-
 /// A resync checks the keys of a Kestra namespace through one listing, which carries each key's
 /// update time: a key is read again only when its update time moved since it was last read (or
 /// when the listing is not available, e.g. Kestra 2.0's other listing route).
 #[derive(Default)]
 pub struct KeyValueAdapter {
-    listings: Mutex<HashMap<ListingKey, ListingSlot>>,
+    listings: NamespaceListings<KvSummary>,
     /// The entry each key held when last read, with the update time Kestra gave with it.
     seen: Mutex<HashMap<Target, (String, KvEntry)>>,
 }
 
 impl KeyValueAdapter {
+    /// The keys of `target`'s namespace with their update times.
     async fn listing(
         &self,
         kestra: &KestraClient,
         target: &Target,
-    ) -> Result<Listing, KestraError> {
-        let slot = {
-            let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
-            listings
-                .entry((target.tenant.clone(), target.namespace.clone()))
-                .or_default()
-                .clone()
-        };
-        let mut cached = slot.lock().await;
-        if let Some((at, listing)) = cached.as_ref()
-            && at.elapsed() < LISTING_TTL
-        {
-            return Ok(listing.clone());
-        }
-        let rows = kestra.list_kv(target.tenant(), &target.namespace).await?;
-        let listing: Listing = Arc::new(rows.into_iter().map(|r| (r.key.clone(), r)).collect());
-        *cached = Some((Instant::now(), listing.clone()));
-        Ok(listing)
+    ) -> Result<Arc<HashMap<String, KvSummary>>, KestraError> {
+        self.listings
+            .get(target, || async {
+                let rows = kestra.list_kv(target.tenant(), &target.namespace).await?;
+                Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
+            })
+            .await
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Target, (String, KvEntry)>> {
@@ -339,6 +321,8 @@ mod description_tests {
 #[cfg(test)]
 mod listing_tests {
     use std::time::Duration;
+
+    use crate::adapters::listing::LISTING_TTL;
 
     use serde_json::{Value, json};
 

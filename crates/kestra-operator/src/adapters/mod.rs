@@ -4,6 +4,7 @@ pub mod flow;
 pub mod flow_source;
 pub mod kv;
 pub mod kv_encoding;
+mod listing;
 pub mod nsfile;
 pub mod paths;
 
