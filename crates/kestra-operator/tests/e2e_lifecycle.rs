@@ -520,7 +520,11 @@ async fn the_oldest_resource_owns_a_kestra_object_and_others_report_conflict() {
     )
     .await
     .unwrap();
-    assert!(ev.message.contains("never owned"), "{ev:?}");
+    assert!(
+        ev.message.contains("is owned by the older resource")
+            && ev.message.contains("left in Kestra"),
+        "{ev:?}"
+    );
     let flow = kestra
         .flow(&kn, "shared")
         .await

@@ -843,8 +843,8 @@ impl World {
                     };
                     match result {
                         Ok(()) => return Ok(()),
-                        Err(e) if Instant::now() < deadline => {
-                            let _ = e;
+                        // The apiserver may be restarting: retry until the deadline.
+                        Err(_) if Instant::now() < deadline => {
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                         Err(e) => return Err(anyhow::Error::from(e).context(format!("{op:?}"))),
