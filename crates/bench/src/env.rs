@@ -72,6 +72,10 @@ impl ControlPlane {
             match testenv(paths, "up") {
                 Ok(_) => break,
                 Err(e) if attempt < 3 => {
+                    let log = std::fs::read_to_string(paths.env_dir.join("logs/kestra-fake.log"))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    eprintln!("kestra-bench: kestra-fake.log: {tail:?}");
                     eprintln!(
                         "kestra-bench: the control plane did not start (attempt {attempt}), retrying: {e:#}"
                     );

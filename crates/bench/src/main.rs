@@ -67,9 +67,13 @@ struct RunArgs {
     /// The operator's --concurrency (per kind), and the baseline's per kind.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
-    /// The operator's --resync-period.
+    /// The operator's --resync-period for the apply, steady, drift and churn scenarios (the
+    /// operator is restarted with it after the last cold sync of their size).
     #[arg(long, default_value = "30s")]
     resync: String,
+    /// The operator's --resync-period during cold syncs (its default: no resync overlaps them).
+    #[arg(long, default_value = "5m")]
+    cold_resync: String,
     #[arg(long, default_value_t = 10000)]
     steady_n: usize,
     /// Resync periods measured in the steady state (after one period of warm-up).
@@ -258,30 +262,46 @@ impl Runner<'_> {
         let runs = plan.cold_runs.max(1);
         for run in 1..=runs {
             let tag = format!("n{}-l{}-r{run}", plan.n, plan.latency);
-            let mut baseline = None;
+            let mut baselines = Vec::new();
             let mut baseline_before = None;
             if plan.cold_runs > 0 {
-                let mut s = self
-                    .session(plan.n, plan.latency, &format!("{tag}-baseline"))
-                    .await?;
-                let before = procs::other_work(&s.pids(), Duration::from_secs(3)).await;
-                eprintln!(
-                    "kestra-bench: [{tag}] baseline: {} resources, concurrency {} per kind",
-                    plan.n, self.args.concurrency
-                );
-                let result = scenarios::cold_baseline(&mut s, self.args.concurrency).await;
-                s.close().await;
-                let side = result?;
-                eprintln!(
-                    "kestra-bench: [{tag}] baseline done in {:.2}s",
-                    side.seconds
-                );
-                baseline = Some(side);
-                baseline_before = Some(before);
+                for (writes, label) in [
+                    (baseline::Writes::Status, "baseline"),
+                    (
+                        baseline::Writes::FinalizerStatusEvent,
+                        "baseline-same-writes",
+                    ),
+                ] {
+                    let mut s = self
+                        .session(plan.n, plan.latency, &format!("{tag}-{label}"))
+                        .await?;
+                    let before = procs::other_work(&s.pids(), Duration::from_secs(3)).await;
+                    eprintln!(
+                        "kestra-bench: [{tag}] {label}: {} resources, concurrency {} per kind",
+                        plan.n, self.args.concurrency
+                    );
+                    let result =
+                        scenarios::cold_baseline(&mut s, self.args.concurrency, writes).await;
+                    s.close().await;
+                    let side = result?;
+                    eprintln!("kestra-bench: [{tag}] {label} done in {:.2}s", side.seconds);
+                    baselines.push(side);
+                    baseline_before.get_or_insert(before);
+                }
             }
+            let same_writes = baselines.pop();
+            let baseline = baselines.pop();
             let mut s = self.session(plan.n, plan.latency, &tag).await?;
             let result = self
-                .operator_session(&mut s, plan, run, runs, baseline, baseline_before, &tag)
+                .operator_session(
+                    &mut s,
+                    plan,
+                    run,
+                    runs,
+                    baseline.zip(same_writes),
+                    baseline_before,
+                    &tag,
+                )
                 .await;
             s.close().await;
             result?;
@@ -296,7 +316,7 @@ impl Runner<'_> {
         plan: &Plan,
         run: usize,
         runs: usize,
-        baseline: Option<scenarios::ColdSide>,
+        baselines: Option<(scenarios::ColdSide, scenarios::ColdSide)>,
         baseline_before: Option<procs::OtherWork>,
         tag: &str,
     ) -> anyhow::Result<()> {
@@ -306,10 +326,10 @@ impl Runner<'_> {
             "kestra-bench: [{tag}] operator cold sync of {} resources",
             plan.n
         );
-        let (side, last_ready, command) = scenarios::cold_operator(
+        let (side, mut last_ready, command) = scenarios::cold_operator(
             s,
             &self.paths.operator_bin,
-            &self.args.resync,
+            &self.args.cold_resync,
             self.args.concurrency,
             &self.args.operator_env,
         )
@@ -322,14 +342,19 @@ impl Runner<'_> {
             self.run_dir.meta.operator_command = command;
             let _ = self.run_dir.save_meta();
         }
-        if let Some(base) = baseline {
+        if let Some((base, same)) = baselines {
             let ratio = side.seconds / base.seconds;
-            eprintln!("kestra-bench: [{tag}] operator / baseline = {ratio:.2}");
+            let ratio_same = side.seconds / same.seconds;
+            eprintln!(
+                "kestra-bench: [{tag}] operator / baseline = {ratio:.2}; operator / baseline with the same API writes = {ratio_same:.2}"
+            );
             let data = scenarios::ColdData {
                 concurrency: self.args.concurrency,
                 operator: side,
                 baseline: base,
                 ratio,
+                baseline_same_writes: Some(same),
+                ratio_same_writes: Some(ratio_same),
             };
             let mut before = before.clone();
             if let Some(b) = baseline_before {
@@ -347,8 +372,36 @@ impl Runner<'_> {
             )
             .await;
         }
-        if run != runs {
+        if run != runs || plan.chain.is_empty() {
             return Ok(());
+        }
+        if self.args.cold_resync != self.args.resync {
+            // The other scenarios run with the shorter resync period: restart the operator.
+            let before = procs::other_work(&s.pids(), Duration::from_secs(2)).await;
+            let started_at = record::now();
+            let (data, done) = scenarios::restart(
+                s,
+                &self.paths.operator_bin,
+                &self.args.resync,
+                self.args.concurrency,
+                &self.args.operator_env,
+            )
+            .await?;
+            eprintln!(
+                "kestra-bench: [{tag}] restarted with --resync-period {}: every resource reconciled in {:.1}s",
+                self.args.resync, data.seconds
+            );
+            last_ready = done;
+            self.record(
+                "restart",
+                plan.n,
+                plan.latency,
+                1,
+                before,
+                started_at,
+                json!(data),
+            )
+            .await;
         }
         let mut tags: HashMap<usize, u64> = HashMap::new();
         for step in &plan.chain {

@@ -132,7 +132,11 @@ pub async fn cold_operator(
     Ok((side, last, command))
 }
 
-pub async fn cold_baseline(s: &mut Session, concurrency: u16) -> anyhow::Result<ColdSide> {
+pub async fn cold_baseline(
+    s: &mut Session,
+    concurrency: u16,
+    writes: baseline::Writes,
+) -> anyhow::Result<ColdSide> {
     s.fake.reset_counters().await?;
     let api_before = s.cp.request_counts().await;
     let cpu = cpu_mark(s);
@@ -142,6 +146,7 @@ pub async fn cold_baseline(s: &mut Session, concurrency: u16) -> anyhow::Result<
         &s.fake.api,
         &s.items,
         usize::from(concurrency),
+        writes,
     )
     .await?;
     // Sanity: the watches see every resource Ready, as for the operator.
@@ -163,6 +168,71 @@ pub struct ColdData {
     pub operator: ColdSide,
     pub baseline: ColdSide,
     pub ratio: f64,
+    /// The baseline that also adds the finalizer and publishes an Event per resource.
+    #[serde(default)]
+    pub baseline_same_writes: Option<ColdSide>,
+    #[serde(default)]
+    pub ratio_same_writes: Option<f64>,
+}
+
+// ---- restart (between the cold sync and the chained scenarios) ---------------------------------
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RestartData {
+    pub resync: String,
+    /// From starting the new process until every resource was reconciled once.
+    pub seconds: f64,
+    pub kestra: BTreeMap<String, u64>,
+    pub apiserver: BTreeMap<String, f64>,
+}
+
+fn reconciles(samples: &[metrics::Sample]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == "kestra_operator_reconciles_total")
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Restart the operator with another resync period; returns when every resource has been
+/// reconciled once by the new process (and what that cost).
+pub async fn restart(
+    s: &mut Session,
+    bin: &Path,
+    resync: &str,
+    concurrency: u16,
+    env: &[String],
+) -> anyhow::Result<(RestartData, Instant)> {
+    s.fake.reset_counters().await?;
+    let api_before = s.cp.request_counts().await;
+    let started = Instant::now();
+    s.start_operator(bin, resync, concurrency, env).await?;
+    let deadline = started + Duration::from_secs(120) + Duration::from_millis(50 * s.n() as u64);
+    loop {
+        let done = reconciles(&s.operator()?.scrape().await);
+        if done >= s.n() as f64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "after the restart only {done} of {} resources were reconciled",
+                s.n()
+            );
+        }
+        s.check_operator()?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let done = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok((
+        RestartData {
+            resync: resync.to_string(),
+            seconds: done.duration_since(started).as_secs_f64(),
+            kestra: s.fake.counters().await?.by_route(),
+            apiserver: delta(&api_before, &s.cp.request_counts().await),
+        },
+        done,
+    ))
 }
 
 // ---- 3. steady state ---------------------------------------------------------------------------
@@ -239,9 +309,9 @@ pub async fn steady(
     periods: u32,
     last_ready: Instant,
 ) -> anyhow::Result<SteadyData> {
-    // Every resource has had two resyncs after the cold sync before the window opens (the first
-    // comes 0.5 to 1.5 periods after a sync; a KV key's update time is remembered from the first
-    // read after its write).
+    // Every resource has had two resyncs after `last_ready` (its last sync: the cold sync, or the
+    // restart) before the window opens (the first comes 0.5 to 1.5 periods after a sync; a KV
+    // key's update time is remembered from the first read after its write).
     let warm = last_ready + resync.mul_f64(2.6) + Duration::from_secs(2);
     let wait = warm.saturating_duration_since(Instant::now());
     eprintln!(

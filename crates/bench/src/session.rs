@@ -73,7 +73,15 @@ impl Session {
         concurrency: u16,
         env: &[String],
     ) -> anyhow::Result<String> {
-        let log = self.logs.join(format!("operator-{}.log", self.tag));
+        let log = match &self.operator {
+            None => self.logs.join(format!("operator-{}.log", self.tag)),
+            Some(_) => self
+                .logs
+                .join(format!("operator-{}-restarted.log", self.tag)),
+        };
+        if let Some(mut old) = self.operator.take() {
+            old.proc.stop(Duration::from_secs(15)).await;
+        }
         let args = OperatorArgs {
             bin,
             kubeconfig: &self.cp.kubeconfig,

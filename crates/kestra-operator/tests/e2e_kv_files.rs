@@ -1002,3 +1002,85 @@ async fn a_secret_value_of_the_wrong_type_is_not_quoted_in_the_error() {
     .unwrap();
     assert_nowhere(&ns.name, &op, &[&value, duration_like]).await;
 }
+
+/// A change of `ttl` or `description` alone reaches Kestra, though the value is the same; an
+/// unchanged key is not written again, and a description changed in Kestra is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_and_description_changes_are_written() {
+    const KV_ROUTE: &str = "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}";
+    let fake = private_fake(FakeConfig::default()).await.unwrap();
+    let url = fake.url();
+    let ns = namespace("kv-meta");
+    let kn = ns.kestra.clone();
+    let kestra = Kestra::private(&url);
+    let _op = start_operator(OpSpec::new(&[&ns.name], "2s").kestra(&url))
+        .await
+        .unwrap();
+    let manifest =
+        |extra: &str| kv_manifest("meta", &kn, "meta", &format!("  value: same\n{extra}"));
+
+    apply(&ns.name, &manifest("  description: first\n"))
+        .await
+        .unwrap();
+    wait_ready(&ns.name, "kv/meta").await.unwrap();
+    let (_, body) = kestra.kv(&kn, "meta").await.unwrap();
+    assert_eq!(body["description"], "first");
+    assert!(body.get("expirationDate").is_none(), "{body}");
+    assert_eq!(count(&url, "PUT", KV_ROUTE).await.unwrap(), 1);
+
+    // Only the description changes.
+    apply(&ns.name, &manifest("  description: second\n"))
+        .await
+        .unwrap();
+    wait_ready(&ns.name, "kv/meta").await.unwrap();
+    assert_eq!(
+        kestra.kv(&kn, "meta").await.unwrap().1["description"],
+        "second"
+    );
+    assert_eq!(count(&url, "PUT", KV_ROUTE).await.unwrap(), 2);
+
+    // Only a ttl is added: written with it, and status tells the expiry.
+    apply(&ns.name, &manifest("  description: second\n  ttl: PT1H\n"))
+        .await
+        .unwrap();
+    let obj = wait_ready(&ns.name, "kv/meta").await.unwrap();
+    assert_eq!(obj["status"]["ttl"], "PT1H", "{}", obj["status"]);
+    assert!(obj["status"]["expiresAt"].is_string(), "{}", obj["status"]);
+    assert!(kestra.kv(&kn, "meta").await.unwrap().1["expirationDate"].is_string());
+    assert_eq!(count(&url, "PUT", KV_ROUTE).await.unwrap(), 3);
+
+    // Unchanged for two resync periods: no write.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(count(&url, "PUT", KV_ROUTE).await.unwrap(), 3);
+
+    // The description changed in Kestra (value untouched) is drift: restored.
+    let headers = [("description", "edited in the UI"), ("ttl", "PT1H")];
+    kestra
+        .put_kv_with(&kn, "meta", "\"same\"", &headers)
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            let (_, body) = kestra.kv(&kn, "meta").await?;
+            ensure!(
+                body["description"] == "second",
+                "description {}",
+                body["description"]
+            );
+            Ok(())
+        },
+    )
+    .await
+    .unwrap();
+    wait_event(
+        &ns.name,
+        "KestraKeyValue",
+        "meta",
+        "DriftCorrected",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}

@@ -133,12 +133,25 @@ impl Adapter for FlowAdapter {
                 return Ok(ObservedFlow::AtRevision(revision));
             }
         }
-        let observed = match kestra
-            .get_flow(target.tenant(), &target.namespace, &target.name)
-            .await?
-        {
-            Some(flow) => ObservedFlow::Present(flow),
-            None => ObservedFlow::Absent,
+        // A flow this resource never wrote, missing from the namespace listing, is not read: on
+        // a cold sync that saves one request per flow. Should the listing be stale, creating
+        // finds the flow and updates it instead (see `write`).
+        let never_written = prior.and_then(|p| p.revision).is_none();
+        let listed_absent = never_written
+            && self
+                .listing(kestra, target)
+                .await
+                .is_ok_and(|listing| !listing.contains_key(&target.name));
+        let observed = if listed_absent {
+            ObservedFlow::Absent
+        } else {
+            match kestra
+                .get_flow(target.tenant(), &target.namespace, &target.name)
+                .await?
+            {
+                Some(flow) => ObservedFlow::Present(flow),
+                None => ObservedFlow::Absent,
+            }
         };
         let mut absent = self.absent.lock().unwrap_or_else(|p| p.into_inner());
         if observed == ObservedFlow::Absent {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -12,13 +13,30 @@ use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary};
 
 use super::flow::tenant_suffix;
 use super::kv_encoding::{Encoded, encode, expiry, matches};
-use super::listing::NamespaceListings;
+use super::listing::{LISTING_TTL, NamespaceListings};
 
 #[derive(Clone, Debug, Hash, PartialEq)]
 pub struct DesiredValue {
     pub encoded: Encoded,
     pub ttl: Option<String>,
     pub description: Option<String>,
+}
+
+/// What a check of one key found. Kestra's read of a key gives its type and value; the
+/// description comes from the namespace listing, and the ttl from status (Kestra keeps only the
+/// expiry it computed), so that a change of either is written too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedKey {
+    pub read: KvRead,
+    /// The key's description in the listing; `None` when no listing holds the key.
+    pub description: Option<Option<String>>,
+    /// The ttl the entry was last written with, from status.
+    pub written_ttl: Option<String>,
+}
+
+/// An empty description is no description.
+fn same_description(observed: Option<&str>, desired: Option<&str>) -> bool {
+    observed.filter(|d| !d.is_empty()) == desired.filter(|d| !d.is_empty())
 }
 
 /// A resync checks the keys of a Kestra namespace through one listing, which carries each key's
@@ -32,14 +50,15 @@ pub struct KeyValueAdapter {
 }
 
 impl KeyValueAdapter {
-    /// The keys of `target`'s namespace with their update times.
+    /// The keys of `target`'s namespace with their update times, no older than `max_age`.
     async fn listing(
         &self,
         kestra: &KestraClient,
         target: &Target,
+        max_age: Duration,
     ) -> Result<Arc<HashMap<String, KvSummary>>, KestraError> {
         self.listings
-            .get(target, || async {
+            .get_within(target, max_age, || async {
                 let rows = kestra.list_kv(target.tenant(), &target.namespace).await?;
                 Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
             })
@@ -50,11 +69,9 @@ impl KeyValueAdapter {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The entry read last time, when the listing shows the key not updated since then.
-    async fn unchanged(&self, kestra: &KestraClient, target: &Target) -> Option<KvEntry> {
+    /// The entry read last time, when the listing row shows the key not updated since then.
+    fn unchanged(&self, target: &Target, row: &KvSummary) -> Option<KvEntry> {
         let (stamp, entry) = self.seen().get(target).cloned()?;
-        let listing = self.listing(kestra, target).await.ok()?;
-        let row = listing.get(&target.name)?;
         let now = Timestamp::now();
         let expired = |at: &Option<String>| {
             at.as_deref()
@@ -79,6 +96,15 @@ impl KeyValueAdapter {
     }
 }
 
+/// The listing's update time is the read's or later (compared as times when both parse).
+fn not_before(row: Option<&str>, read: &str) -> bool {
+    match (row.map(str::parse::<Timestamp>), read.parse::<Timestamp>()) {
+        (Some(Ok(row)), Ok(read)) => row >= read,
+        (Some(_), _) => row == Some(read),
+        (None, _) => false,
+    }
+}
+
 /// Two update times name the same instant (compared as times when both parse).
 fn same_instant(a: &str, b: &str) -> bool {
     match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
@@ -90,7 +116,7 @@ fn same_instant(a: &str, b: &str) -> bool {
 impl Adapter for KeyValueAdapter {
     type Resource = KestraKeyValue;
     type Desired = DesiredValue;
-    type Observed = KvRead;
+    type Observed = ObservedKey;
     type Fields = KeyValueStatusFields;
     const KIND: &'static str = "KestraKeyValue";
     const NOUN: &'static str = "key";
@@ -187,32 +213,76 @@ impl Adapter for KeyValueAdapter {
         target: &Target,
         mode: ObserveMode,
         prior: Option<&KeyValueStatusFields>,
-    ) -> Result<KvRead, KestraError> {
+    ) -> Result<ObservedKey, KestraError> {
+        let written_ttl = prior.and_then(|p| p.ttl.clone());
+        let written_before = prior.is_some_and(|p| p.type_.is_some());
+        // After a spec change the description is compared with a listing taken now; otherwise
+        // a recent one will do. Without a listing (e.g. Kestra 2.0's other listing route) every
+        // check reads the key and the description is not compared.
+        let max_age = if mode == ObserveMode::Full && written_before {
+            Duration::ZERO
+        } else {
+            LISTING_TTL
+        };
+        let listing = self.listing(kestra, target, max_age).await.ok();
+        let row = listing.as_ref().and_then(|l| l.get(&target.name));
+        // A listing older than the last read of the key may predate this operator's own write.
+        let row_current = |row: &KvSummary| {
+            let stamp = self.seen().get(target).map(|(stamp, _)| stamp.clone());
+            max_age == Duration::ZERO
+                || stamp.is_some_and(|stamp| not_before(row.update_date.as_deref(), &stamp))
+        };
+        let observed = |read| ObservedKey {
+            description: row
+                .filter(|row| row_current(row))
+                .map(|r| r.description.clone()),
+            read,
+            written_ttl: written_ttl.clone(),
+        };
         if mode == ObserveMode::Resync
-            && let Some(entry) = self.unchanged(kestra, target).await
+            && let Some(entry) = row.and_then(|row| self.unchanged(target, row))
         {
-            return Ok(KvRead::Found(entry));
+            return Ok(observed(KvRead::Found(entry)));
         }
-        let (read, updated) = kestra
-            .get_kv_stamped(target.tenant(), &target.namespace, &target.name)
-            .await?;
-        self.remember(target, &read, updated);
         // Kestra may purge an expired entry (404 instead of 410): still an expiry, not a deletion.
         let expired_before = prior
             .and_then(|p| p.expires_at.as_deref())
             .and_then(|t| t.parse::<Timestamp>().ok())
             .is_some_and(|t| t <= Timestamp::now());
-        Ok(match read {
-            KvRead::Missing if expired_before => KvRead::Expired,
+        let missing = if expired_before {
+            KvRead::Expired
+        } else {
+            KvRead::Missing
+        };
+        // A key the resource has never written and the listing does not hold is not read: on a
+        // cold sync that saves one request per key.
+        if !written_before && listing.is_some() && row.is_none() {
+            self.seen().remove(target);
+            return Ok(observed(missing));
+        }
+        let (read, updated) = kestra
+            .get_kv_stamped(target.tenant(), &target.namespace, &target.name)
+            .await?;
+        self.remember(target, &read, updated);
+        Ok(observed(match read {
+            KvRead::Missing => missing,
             other => other,
-        })
+        }))
     }
 
-    fn diff(desired: &DesiredValue, observed: &KvRead) -> Diff {
-        match observed {
+    fn diff(desired: &DesiredValue, observed: &ObservedKey) -> Diff {
+        match &observed.read {
             KvRead::Missing => Diff::Missing,
             KvRead::Expired => Diff::Expired,
-            KvRead::Found(entry) if matches(&desired.encoded, entry) => Diff::InSync,
+            KvRead::Found(entry)
+                if matches(&desired.encoded, entry)
+                    && observed.written_ttl == desired.ttl
+                    && observed.description.as_ref().is_none_or(|d| {
+                        same_description(d.as_deref(), desired.description.as_deref())
+                    }) =>
+            {
+                Diff::InSync
+            }
             KvRead::Found(_) => Diff::Differs,
         }
     }
@@ -243,15 +313,16 @@ impl Adapter for KeyValueAdapter {
                 .and_then(|ttl| expiry(ttl, written_at))
                 .and_then(|t| t.round(k8s_openapi::jiff::Unit::Second).ok())
                 .map(|t| t.to_string()),
+            ttl: desired.ttl.clone(),
         })
     }
 
     fn in_sync_fields(
         desired: &DesiredValue,
-        observed: &KvRead,
+        observed: &ObservedKey,
         prior: Option<&KeyValueStatusFields>,
     ) -> KeyValueStatusFields {
-        let expires_at = match observed {
+        let expires_at = match &observed.read {
             KvRead::Found(entry) => entry.expiration_date.clone(),
             _ => None,
         }
@@ -259,6 +330,7 @@ impl Adapter for KeyValueAdapter {
         KeyValueStatusFields {
             type_: Some(desired.encoded.type_.as_str().to_string()),
             expires_at: desired.ttl.as_ref().and(expires_at),
+            ttl: desired.ttl.clone(),
         }
     }
 
@@ -319,6 +391,62 @@ mod description_tests {
 }
 
 #[cfg(test)]
+mod diff_tests {
+    use super::*;
+    use crate::kestra::KvEntry;
+
+    fn desired(ttl: Option<&str>, description: Option<&str>) -> DesiredValue {
+        DesiredValue {
+            encoded: encode(&serde_json::json!("v"), None).unwrap(),
+            ttl: ttl.map(str::to_string),
+            description: description.map(str::to_string),
+        }
+    }
+
+    fn found(written_ttl: Option<&str>, description: Option<Option<&str>>) -> ObservedKey {
+        ObservedKey {
+            read: KvRead::Found(KvEntry {
+                type_: "STRING".into(),
+                value: serde_json::json!("v"),
+                expiration_date: None,
+            }),
+            description: description.map(|d| d.map(str::to_string)),
+            written_ttl: written_ttl.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_changed_ttl_or_description_is_written_even_when_the_value_matches() {
+        let want = desired(Some("PT1H"), Some("nightly"));
+        let diff = KeyValueAdapter::diff;
+        assert_eq!(
+            diff(&want, &found(Some("PT1H"), Some(Some("nightly")))),
+            Diff::InSync
+        );
+        assert_eq!(
+            diff(&want, &found(Some("PT5M"), Some(Some("nightly")))),
+            Diff::Differs
+        );
+        assert_eq!(
+            diff(&want, &found(None, Some(Some("nightly")))),
+            Diff::Differs
+        );
+        assert_eq!(
+            diff(&want, &found(Some("PT1H"), Some(Some("other")))),
+            Diff::Differs
+        );
+        assert_eq!(diff(&want, &found(Some("PT1H"), Some(None))), Diff::Differs);
+        // No listing holds the key: the description cannot be compared, the rest still is.
+        assert_eq!(diff(&want, &found(Some("PT1H"), None)), Diff::InSync);
+        // Removing both is a change too; an empty description is none.
+        let bare = desired(None, None);
+        assert_eq!(diff(&bare, &found(Some("PT1H"), Some(None))), Diff::Differs);
+        assert_eq!(diff(&bare, &found(None, Some(Some("x")))), Diff::Differs);
+        assert_eq!(diff(&bare, &found(None, Some(Some("")))), Diff::InSync);
+    }
+}
+
+#[cfg(test)]
 mod listing_tests {
     use std::time::Duration;
 
@@ -348,8 +476,8 @@ mod listing_tests {
             .sum()
     }
 
-    fn value(read: &KvRead) -> Value {
-        match read {
+    fn value(observed: &ObservedKey) -> Value {
+        match &observed.read {
             KvRead::Found(entry) => entry.value.clone(),
             other => panic!("expected a value, got {other:?}"),
         }
@@ -409,7 +537,7 @@ mod listing_tests {
         // Deleted in Kestra: missing from the listing, so read, and found missing.
         kestra.delete_kv(tenant, ns, "k").await.unwrap();
         tokio::time::sleep(LISTING_TTL + Duration::from_millis(100)).await;
-        assert_eq!(resync().await.unwrap(), KvRead::Missing);
+        assert_eq!(resync().await.unwrap().read, KvRead::Missing);
         fake.shutdown().await.unwrap();
     }
 }

@@ -41,6 +41,20 @@ impl<T> NamespaceListings<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
     {
+        self.get_within(target, LISTING_TTL, fetch).await
+    }
+
+    /// The listing of `target`'s namespace, fetched unless one younger than `max_age` is cached.
+    pub async fn get_within<F, Fut>(
+        &self,
+        target: &Target,
+        max_age: Duration,
+        fetch: F,
+    ) -> Result<Arc<HashMap<String, T>>, KestraError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
+    {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots
@@ -50,7 +64,7 @@ impl<T> NamespaceListings<T> {
         };
         let mut cached = slot.lock().await;
         if let Some((at, listing)) = cached.as_ref()
-            && at.elapsed() < LISTING_TTL
+            && at.elapsed() < max_age
         {
             return Ok(listing.clone());
         }

@@ -145,6 +145,9 @@ pub struct KeyValueStatusFields {
     /// When the entry expires in Kestra (from `ttl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// The `ttl` the entry was last written with: a change of `spec.ttl` writes it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 pub type KeyValueStatus = KestraStatus<KeyValueStatusFields>;

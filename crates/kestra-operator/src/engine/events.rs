@@ -6,9 +6,14 @@
 //! a steady state may never come. Here a `Normal` Event (created, updated, drift corrected: one
 //! per change) is published without being kept, and the recorder that counts repeated warnings
 //! is replaced once it is older than the series window, so its memory is bounded.
+//!
+//! Events are sent in the background, a bounded number at a time: a reconcile does not wait
+//! for its Event (on a cold sync that wait was one more API-server round trip per resource).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -16,10 +21,14 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 /// kube's series window (`CACHE_TTL`): repeats further apart are separate Events anyway.
 const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 
+/// Events in flight to the API server at once; the rest wait their turn in order.
+const EVENTS_IN_FLIGHT: usize = 8;
+
 pub struct EventRecorder {
     client: kube::Client,
     reporter: Reporter,
     warnings: Mutex<(Instant, Recorder)>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl EventRecorder {
@@ -29,6 +38,7 @@ impl EventRecorder {
             client,
             reporter,
             warnings: Mutex::new((Instant::now(), recorder)),
+            in_flight: Arc::new(Semaphore::new(EVENTS_IN_FLIGHT)),
         }
     }
 
@@ -50,15 +60,19 @@ impl EventRecorder {
         let _ = self.warnings();
     }
 
-    pub async fn publish(
-        &self,
-        event: &Event,
-        reference: &ObjectReference,
-    ) -> Result<(), kube::Error> {
+    /// Send `event` in the background; a failure is logged with `kind`.
+    pub fn publish(&self, event: Event, reference: ObjectReference, kind: &'static str) {
         let recorder = match event.type_ {
             EventType::Normal => self.fresh(),
             EventType::Warning => self.warnings(),
         };
-        recorder.publish(event, reference).await
+        let in_flight = self.in_flight.clone();
+        tokio::spawn(async move {
+            // The semaphore is never closed; without a permit the Event is still sent.
+            let _permit = in_flight.acquire_owned().await.ok();
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::warn!(kind, error = %e, "could not publish an Event");
+            }
+        });
     }
 }

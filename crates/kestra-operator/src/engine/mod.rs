@@ -157,7 +157,7 @@ impl<A: Adapter> KindContext<A> {
         .map(|_| ())
     }
 
-    async fn publish(&self, obj: &A::Resource, type_: EventType, reason: &str, note: String) {
+    fn publish(&self, obj: &A::Resource, type_: EventType, reason: &str, note: String) {
         let note = if note.len() > 1000 {
             let cut = note
                 .char_indices()
@@ -175,14 +175,9 @@ impl<A: Adapter> KindContext<A> {
             action: "Sync".to_string(),
             secondary: None,
         };
-        if let Err(e) = self
-            .shared
+        self.shared
             .recorder
-            .publish(&event, &obj.object_ref(&()))
-            .await
-        {
-            tracing::warn!(kind = A::KIND, error = %e, "could not publish an Event");
-        }
+            .publish(event, obj.object_ref(&()), A::KIND);
     }
 }
 

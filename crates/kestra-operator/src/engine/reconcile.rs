@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -20,11 +19,25 @@ use super::status::{Outcome, next_conditions, ready_condition, status_changed, s
 use super::{FINALIZER, KindContext, RECONCILE_REQUEST_ANNOTATION};
 use crate::metrics::{ErrorLabels, KindLabels};
 
-/// Errors that reach the controller's error policy (only when the finalizer cannot proceed).
+/// Errors that reach the controller's error policy: the finalizer could not be added or
+/// removed, or the Kestra object could not be deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    #[error("adding the finalizer: {0}")]
+    AddFinalizer(#[source] kube::Error),
+    #[error("removing the finalizer: {0}")]
+    RemoveFinalizer(#[source] kube::Error),
+    #[error("{0}")]
+    Cleanup(#[source] ReconcileError),
+}
+
+impl EngineError {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::AddFinalizer(_) | Self::RemoveFinalizer(_) => "KubernetesError",
+            Self::Cleanup(inner) => inner.reason(),
+        }
+    }
 }
 
 /// What the sync step did to Kestra.
@@ -71,18 +84,9 @@ pub async fn reconcile<A: Adapter>(
     }
     let started = Instant::now();
     ctx.shared.recorder.forget_stale();
-    let namespace = obj.namespace().unwrap_or_default();
-    let api: Api<A::Resource> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     let labels = KindLabels { kind: A::KIND };
     ctx.shared.metrics.reconciles.get_or_create(&labels).inc();
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            Finalizer::Apply(obj) => Ok(apply(obj.as_ref(), &ctx).await),
-            Finalizer::Cleanup(obj) => cleanup(obj.as_ref(), &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| EngineError::Finalizer(Box::new(e)));
+    let result = with_finalizer(obj.as_ref(), &ctx).await;
     ctx.shared
         .metrics
         .reconcile_duration
@@ -91,19 +95,101 @@ pub async fn reconcile<A: Adapter>(
     result
 }
 
+/// What the finalizer asks of one reconcile.
+#[derive(Debug, PartialEq, Eq)]
+enum FinalizerStep {
+    /// Being deleted and still holding the finalizer: clean up, then remove it.
+    Cleanup,
+    /// Being deleted without the finalizer: nothing left to do.
+    Gone,
+    /// Live without the finalizer: add it before anything is written to Kestra.
+    AddThenApply,
+    Apply,
+}
+
+fn finalizer_step(deleting: bool, has_finalizer: bool) -> FinalizerStep {
+    match (deleting, has_finalizer) {
+        (true, true) => FinalizerStep::Cleanup,
+        (true, false) => FinalizerStep::Gone,
+        (false, false) => FinalizerStep::AddThenApply,
+        (false, true) => FinalizerStep::Apply,
+    }
+}
+
+/// The finalizer is added and the spec applied in one reconcile: waiting for the watch to
+/// bring the finalizer back before applying would cost every new resource a second trip
+/// through the queue (and on a cold sync of thousands, a second pass over all of them).
+async fn with_finalizer<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+) -> Result<Action, EngineError> {
+    let api: Api<A::Resource> = Api::namespaced(
+        ctx.shared.client.clone(),
+        &obj.namespace().unwrap_or_default(),
+    );
+    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
+    match finalizer_step(obj.meta().deletion_timestamp.is_some(), has_finalizer) {
+        FinalizerStep::Gone => Ok(Action::await_change()),
+        FinalizerStep::Cleanup => {
+            let action = cleanup(obj, ctx).await.map_err(EngineError::Cleanup)?;
+            api.patch(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::<()>::Json(finalizer_removal(obj.finalizers())),
+            )
+            .await
+            .map_err(EngineError::RemoveFinalizer)?;
+            Ok(action)
+        }
+        FinalizerStep::AddThenApply => {
+            api.patch(
+                &obj.name_any(),
+                &PatchParams::default(),
+                &Patch::<()>::Json(finalizer_addition(obj.meta().finalizers.as_deref())),
+            )
+            .await
+            .map_err(EngineError::AddFinalizer)?;
+            Ok(apply(obj, ctx).await)
+        }
+        FinalizerStep::Apply => Ok(apply(obj, ctx).await),
+    }
+}
+
+/// A JSON patch adding the finalizer, refused by the server if the list changed meanwhile.
+fn finalizer_addition(current: Option<&[String]>) -> json_patch::Patch {
+    let ops = match current {
+        None | Some([]) => vec![
+            // An empty list is not stored: the field is absent, which a test of null matches.
+            json!({"op": "test", "path": "/metadata/finalizers", "value": null}),
+            json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}),
+        ],
+        Some(list) => vec![
+            json!({"op": "test", "path": "/metadata/finalizers", "value": list}),
+            json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}),
+        ],
+    };
+    serde_json::from_value(serde_json::Value::Array(ops)).unwrap_or_default()
+}
+
+/// A JSON patch removing the finalizer at the index it had, refused if the list changed.
+fn finalizer_removal(current: &[String]) -> json_patch::Patch {
+    let ops = match current.iter().position(|f| f == FINALIZER) {
+        Some(index) => vec![
+            json!({"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER}),
+            json!({"op": "remove", "path": format!("/metadata/finalizers/{index}")}),
+        ],
+        None => Vec::new(),
+    };
+    serde_json::from_value(serde_json::Value::Array(ops)).unwrap_or_default()
+}
+
 /// The error policy: backoff per object for what the reconcile could not handle itself.
 pub fn error_policy<A: Adapter>(
     obj: Arc<A::Resource>,
     error: &EngineError,
     ctx: Arc<KindContext<A>>,
 ) -> Action {
-    let reason = match error {
-        EngineError::Finalizer(e) => match e.as_ref() {
-            kube::runtime::finalizer::Error::CleanupFailed(inner)
-            | kube::runtime::finalizer::Error::ApplyFailed(inner) => inner.reason(),
-            _ => "KubernetesError",
-        },
-    };
+    let reason = error.reason();
     ctx.shared
         .metrics
         .reconcile_errors
@@ -346,7 +432,7 @@ async fn finish<A: Adapter>(
         return Action::requeue(ctx.backoff(obj));
     }
     if let Some((type_, reason, note)) = event {
-        ctx.publish(obj, type_, reason, note).await;
+        ctx.publish(obj, type_, reason, note);
     }
     tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason, ready = outcome.ready, "{}", outcome.message);
     action
@@ -411,8 +497,7 @@ async fn cleanup<A: Adapter>(
                 if let Err(e) = ctx.patch_status(obj, &next).await {
                     tracing::warn!(kind = A::KIND, error = %e, "status update failed");
                 }
-                ctx.publish(obj, EventType::Warning, "DeletionPending", message)
-                    .await;
+                ctx.publish(obj, EventType::Warning, "DeletionPending", message);
             }
             return Err(error);
         }
@@ -423,8 +508,7 @@ async fn cleanup<A: Adapter>(
     };
     ctx.reset_failures(obj);
     ctx.forget_digest(obj);
-    ctx.publish(obj, EventType::Normal, reason, note.clone())
-        .await;
+    ctx.publish(obj, EventType::Normal, reason, note.clone());
     tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, "{note}");
     // A resource that lost a conflict to this one may now own the object.
     ctx.wake_peers(obj, &target);
@@ -517,6 +601,43 @@ fn jitter(period: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_finalizer_is_added_before_any_write_and_removed_after_cleanup() {
+        assert_eq!(finalizer_step(false, false), FinalizerStep::AddThenApply);
+        assert_eq!(finalizer_step(false, true), FinalizerStep::Apply);
+        assert_eq!(finalizer_step(true, true), FinalizerStep::Cleanup);
+        assert_eq!(finalizer_step(true, false), FinalizerStep::Gone);
+    }
+
+    #[test]
+    fn finalizer_patches_are_guarded_by_a_test_of_the_current_list() {
+        let ops = |p: json_patch::Patch| serde_json::to_value(p).unwrap();
+        assert_eq!(
+            ops(finalizer_addition(None)),
+            json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+            ])
+        );
+        let others = vec!["other.io/keep".to_string()];
+        assert_eq!(
+            ops(finalizer_addition(Some(&others))),
+            json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": ["other.io/keep"]},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+            ])
+        );
+        let both = vec!["other.io/keep".to_string(), FINALIZER.to_string()];
+        assert_eq!(
+            ops(finalizer_removal(&both)),
+            json!([
+                {"op": "test", "path": "/metadata/finalizers/1", "value": FINALIZER},
+                {"op": "remove", "path": "/metadata/finalizers/1"},
+            ])
+        );
+        assert_eq!(ops(finalizer_removal(&others)), json!([]));
+    }
 
     #[test]
     fn only_an_unchanged_synced_owned_resource_gets_the_cheap_check() {

@@ -52,8 +52,10 @@ pub struct Shared {
     pub standby: std::sync::atomic::AtomicBool,
 }
 
-/// Only spec, annotation, finalizer and deletion changes start a reconcile: the operator's own
-/// status writes do not, so a sync costs one Kestra read, not two.
+/// Only spec, annotation and deletion changes start a reconcile: the operator's own status and
+/// finalizer writes do not (a reconcile adds the finalizer and applies the spec in one pass), so
+/// a sync costs one Kestra read, not two. A finalizer removed by hand is added back by the next
+/// resync.
 fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     let meta = obj.meta();
     let mut hasher = DefaultHasher::new();
@@ -63,7 +65,6 @@ fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
         .as_ref()
         .and_then(|a| a.get(RECONCILE_REQUEST_ANNOTATION))
         .hash(&mut hasher);
-    meta.finalizers.hash(&mut hasher);
     meta.deletion_timestamp
         .as_ref()
         .map(|t| t.0.to_string())
@@ -79,43 +80,6 @@ fn trim_for_cache<K: Resource>(obj: &mut K) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
-/// Delay between attempts to (re)list and (re)watch after an error: doubling from 500 ms,
-/// capped at 5 s, back to the start after any success. kube-runtime's default grows to 30 s
-/// and keeps growing through the 410 Gone that follows an outage, so after a 30-second
-/// disconnect every watch spent minutes between attempts (measured by the fault suite).
-struct WatchBackoff {
-    next: Duration,
-}
-
-impl WatchBackoff {
-    const MIN: Duration = Duration::from_millis(500);
-    const MAX: Duration = Duration::from_secs(5);
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        Self { next: Self::MIN }
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        // Up to 20% more, so that the watches do not all retry in the same instant.
-        let spread = delay.as_millis() as u64 / 5;
-        Some(delay + Duration::from_millis(rand::random_range(0..spread.max(1))))
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = Self::MIN;
     }
 }
 
@@ -142,7 +106,7 @@ pub async fn run_kind<A: Adapter>(
         let (reader, writer) = reflector::store();
         let (index, index_scope, kestra) = (claims.clone(), scope.clone(), shared.kestra.clone());
         let trigger = watcher(api, watcher::Config::default().any_semantic())
-            .backoff(WatchBackoff::default())
+            .default_backoff()
             .modify(trim_for_cache)
             .reflect(writer)
             .inspect_ok(move |event| {
@@ -218,7 +182,7 @@ where
     };
     // Metadata only: the operator never caches Secret values.
     watcher(api, watcher::Config::default().any_semantic())
-        .backoff(WatchBackoff::default())
+        .default_backoff()
         .touched_objects()
 }
 
@@ -294,25 +258,5 @@ async fn count_objects<A: Adapter>(
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod watch_backoff_tests {
-    use std::time::Duration;
-
-    use kube::runtime::utils::Backoff as _;
-
-    use super::WatchBackoff;
-
-    #[test]
-    fn doubles_caps_and_resets() {
-        let mut b = WatchBackoff::default();
-        let delays: Vec<Duration> = (0..8).map(|_| b.next().unwrap()).collect();
-        assert!(delays[0] >= Duration::from_millis(500) && delays[0] < Duration::from_millis(600));
-        assert!(delays[1] >= Duration::from_secs(1) && delays[1] < Duration::from_millis(1200));
-        assert!(delays[7] >= Duration::from_secs(5) && delays[7] < Duration::from_secs(6));
-        b.reset();
-        assert!(b.next().unwrap() < Duration::from_millis(600));
     }
 }

@@ -38,6 +38,8 @@ pub struct KvEntry {
 pub struct KvSummary {
     pub key: String,
     #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
     pub update_date: Option<String>,
     #[serde(default)]
     pub expiration_date: Option<String>,

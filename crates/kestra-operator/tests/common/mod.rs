@@ -616,12 +616,25 @@ impl Kestra {
 
     /// `PUT .../kv/{key}` with a raw (Ion/JSON) body.
     pub async fn put_kv(&self, ns: &str, key: &str, body: &str) -> anyhow::Result<()> {
-        let r = self
+        self.put_kv_with(ns, key, body, &[]).await
+    }
+
+    /// `PUT .../kv/{key}` with a raw body and headers (`ttl`, `description`).
+    pub async fn put_kv_with(
+        &self,
+        ns: &str,
+        key: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let mut request = self
             .req(reqwest::Method::PUT, &format!("/namespaces/{ns}/kv/{key}"))
             .header("Content-Type", "text/plain")
-            .body(body.to_string())
-            .send()
-            .await?;
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.send().await?;
         ensure!(r.status().is_success(), "PUT kv {ns}/{key}: {}", r.status());
         Ok(())
     }
