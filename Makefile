@@ -23,6 +23,7 @@ fmt:
 # Regenerate the committed CRD YAML from the Rust types.
 crds:
 	cargo run -q -p kestra-operator -- crds > deploy/crds/kestra-operator.crds.yaml
+	cp deploy/crds/kestra-operator.crds.yaml charts/kestra-operator/crds/kestra-operator.crds.yaml
 
 testenv-up:
 	scripts/testenv up

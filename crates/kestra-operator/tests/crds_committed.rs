@@ -1,20 +1,21 @@
-//! The committed CRD YAML must be exactly what the Rust types generate.
-//! Regenerate with: cargo run -p kestra-operator -- crds > deploy/crds/kestra-operator.crds.yaml
+//! The committed CRD YAML (plain manifests and the Helm chart's copy) must be exactly what the
+//! Rust types generate. Regenerate both with `make crds`.
 
 #[test]
 fn committed_crds_match_the_types() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/crds/kestra-operator.crds.yaml"
-    );
-    let committed =
-        std::fs::read_to_string(path).expect("deploy/crds/kestra-operator.crds.yaml is committed");
     let generated = kestra_operator::crd::crds_yaml().expect("CRDs render");
-    assert!(
-        committed == generated,
-        "deploy/crds/kestra-operator.crds.yaml is out of date: run \
-         `cargo run -p kestra-operator -- crds > deploy/crds/kestra-operator.crds.yaml`"
-    );
+    for file in [
+        "deploy/crds/kestra-operator.crds.yaml",
+        "charts/kestra-operator/crds/kestra-operator.crds.yaml",
+    ] {
+        let path = format!("{}/../../{file}", env!("CARGO_MANIFEST_DIR"));
+        let committed =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file} is committed: {e}"));
+        assert!(
+            committed == generated,
+            "{file} is out of date: run `make crds`"
+        );
+    }
 }
 
 #[test]
