@@ -1,7 +1,7 @@
 //! KestraFlow adapter: the YAML source is the whole desired state.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use crate::crd::flow::{FlowStatusFields, KestraFlow};
 use crate::engine::refs::{self, RefKind, Reference};
@@ -9,7 +9,7 @@ use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, 
 use crate::kestra::{Flow, KestraClient, KestraError};
 
 use super::flow_source::check_identity;
-use super::listing::NamespaceListings;
+use super::listing::{Listing, NamespaceListings, if_offered};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct DesiredFlow {
@@ -35,20 +35,24 @@ pub struct FlowAdapter {
 }
 
 impl FlowAdapter {
-    /// Revisions by flow id in `target`'s namespace.
+    /// Revisions by flow id in `target`'s namespace: a recent listing, or with `newer_than`,
+    /// one taken after that instant.
     async fn listing(
         &self,
         kestra: &KestraClient,
         target: &Target,
-    ) -> Result<Arc<HashMap<String, i64>>, KestraError> {
-        self.listings
-            .get(target, || async {
-                let flows = kestra
-                    .list_flows(target.tenant(), &target.namespace)
-                    .await?;
-                Ok(flows.into_iter().map(|f| (f.id, f.revision)).collect())
-            })
-            .await
+        newer_than: Option<Instant>,
+    ) -> Result<Listing<i64>, KestraError> {
+        let fetch = || async {
+            let flows = kestra
+                .list_flows(target.tenant(), &target.namespace)
+                .await?;
+            Ok(flows.into_iter().map(|f| (f.id, f.revision)).collect())
+        };
+        match newer_than {
+            Some(than) => self.listings.get_newer(target, than, fetch).await,
+            None => self.listings.get(target, fetch).await,
+        }
     }
 }
 
@@ -128,8 +132,14 @@ impl Adapter for FlowAdapter {
         prior: Option<&FlowStatusFields>,
     ) -> Result<ObservedFlow, KestraError> {
         if let (ObserveMode::Resync, Some(revision)) = (mode, prior.and_then(|p| p.revision)) {
-            let listing = self.listing(kestra, target).await?;
-            if listing.get(&target.name) == Some(&revision) {
+            let listing = self.listing(kestra, target, None).await?;
+            if listing.rows.get(&target.name) == Some(&revision) {
+                return Ok(ObservedFlow::AtRevision(revision));
+            }
+            // A listing shared with other objects may predate this flow's last write: look at
+            // a newer one before reading the flow itself.
+            let newer = self.listing(kestra, target, Some(listing.taken)).await?;
+            if newer.rows.get(&target.name) == Some(&revision) {
                 return Ok(ObservedFlow::AtRevision(revision));
             }
         }
@@ -138,10 +148,8 @@ impl Adapter for FlowAdapter {
         // finds the flow and updates it instead (see `write`).
         let never_written = prior.and_then(|p| p.revision).is_none();
         let listed_absent = never_written
-            && self
-                .listing(kestra, target)
-                .await
-                .is_ok_and(|listing| !listing.contains_key(&target.name));
+            && if_offered(self.listing(kestra, target, None).await)?
+                .is_some_and(|listing| !listing.rows.contains_key(&target.name));
         let observed = if listed_absent {
             ObservedFlow::Absent
         } else {

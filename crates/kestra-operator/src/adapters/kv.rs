@@ -13,7 +13,7 @@ use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary};
 
 use super::flow::tenant_suffix;
 use super::kv_encoding::{Encoded, encode, expiry, matches};
-use super::listing::{LISTING_TTL, NamespaceListings};
+use super::listing::{LISTING_TTL, NamespaceListings, if_offered};
 
 #[derive(Clone, Debug, Hash, PartialEq)]
 pub struct DesiredValue {
@@ -63,6 +63,7 @@ impl KeyValueAdapter {
                 Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
             })
             .await
+            .map(|listing| listing.rows)
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Target, (String, KvEntry)>> {
@@ -224,7 +225,7 @@ impl Adapter for KeyValueAdapter {
         } else {
             LISTING_TTL
         };
-        let listing = self.listing(kestra, target, max_age).await.ok();
+        let listing = if_offered(self.listing(kestra, target, max_age).await)?;
         let row = listing.as_ref().and_then(|l| l.get(&target.name));
         // A listing older than the last read of the key may predate this operator's own write.
         let row_current = |row: &KvSummary| {

@@ -13,9 +13,9 @@ use crate::kestra::KestraError;
 pub(crate) const LISTING_TTL: Duration = Duration::from_secs(2);
 
 type ListingKey = (Option<String>, String);
-/// The last listing of one namespace and when it was taken; locked while it is refreshed, so
-/// concurrent reconciles of one namespace make one request.
-type Slot<T> = Arc<tokio::sync::Mutex<Option<(Instant, Arc<HashMap<String, T>>)>>>;
+/// The last listing of one namespace; locked while it is refreshed, so concurrent reconciles of
+/// one namespace make one request.
+type Slot<T> = Arc<tokio::sync::Mutex<Option<Listing<T>>>>;
 
 /// Per (tenant, Kestra namespace), the rows of the last listing keyed by object name.
 pub struct NamespaceListings<T> {
@@ -30,27 +30,69 @@ impl<T> Default for NamespaceListings<T> {
     }
 }
 
+/// One namespace's listing and the instant it was taken.
+pub struct Listing<T> {
+    pub taken: Instant,
+    pub rows: Arc<HashMap<String, T>>,
+}
+
+impl<T> Clone for Listing<T> {
+    fn clone(&self) -> Self {
+        Self {
+            taken: self.taken,
+            rows: self.rows.clone(),
+        }
+    }
+}
+
 impl<T> NamespaceListings<T> {
     /// The listing of `target`'s namespace, fetched with `fetch` unless a fresh one is cached.
-    pub async fn get<F, Fut>(
-        &self,
-        target: &Target,
-        fetch: F,
-    ) -> Result<Arc<HashMap<String, T>>, KestraError>
+    pub async fn get<F, Fut>(&self, target: &Target, fetch: F) -> Result<Listing<T>, KestraError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
     {
-        self.get_within(target, LISTING_TTL, fetch).await
+        self.get_if(target, |taken| taken.elapsed() < LISTING_TTL, fetch)
+            .await
     }
 
-    /// The listing of `target`'s namespace, fetched unless one younger than `max_age` is cached.
+    /// The listing of `target`'s namespace, fetched unless the cached one is younger than
+    /// `max_age`.
     pub async fn get_within<F, Fut>(
         &self,
         target: &Target,
         max_age: Duration,
         fetch: F,
-    ) -> Result<Arc<HashMap<String, T>>, KestraError>
+    ) -> Result<Listing<T>, KestraError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
+    {
+        self.get_if(target, |taken| taken.elapsed() < max_age, fetch)
+            .await
+    }
+
+    /// A listing taken after `than`: the cached one if it is, else a new one. Concurrent
+    /// callers that saw the same stale listing make one request between them.
+    pub async fn get_newer<F, Fut>(
+        &self,
+        target: &Target,
+        than: Instant,
+        fetch: F,
+    ) -> Result<Listing<T>, KestraError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
+    {
+        self.get_if(target, |taken| taken > than, fetch).await
+    }
+
+    async fn get_if<F, Fut>(
+        &self,
+        target: &Target,
+        usable: impl FnOnce(Instant) -> bool,
+        fetch: F,
+    ) -> Result<Listing<T>, KestraError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
@@ -63,14 +105,27 @@ impl<T> NamespaceListings<T> {
                 .clone()
         };
         let mut cached = slot.lock().await;
-        if let Some((at, listing)) = cached.as_ref()
-            && at.elapsed() < max_age
+        if let Some(listing) = cached.as_ref()
+            && usable(listing.taken)
         {
             return Ok(listing.clone());
         }
-        let listing = Arc::new(fetch().await?.into_iter().collect::<HashMap<_, _>>());
-        *cached = Some((Instant::now(), listing.clone()));
+        let taken = Instant::now();
+        let rows = Arc::new(fetch().await?.into_iter().collect::<HashMap<_, _>>());
+        let listing = Listing { taken, rows };
+        *cached = Some(listing.clone());
         Ok(listing)
+    }
+}
+
+/// A listing this Kestra does not offer (an unexpected status such as 404, or another shape) is
+/// no listing: the caller reads objects one by one. Any other failure (Kestra unavailable,
+/// credentials refused) is the reconcile's error, as a read would have been.
+pub fn if_offered<T>(listing: Result<T, KestraError>) -> Result<Option<T>, KestraError> {
+    match listing {
+        Ok(listing) => Ok(Some(listing)),
+        Err(KestraError::Unexpected { .. } | KestraError::Decode(_)) => Ok(None),
+        Err(other) => Err(other),
     }
 }
 
@@ -97,7 +152,7 @@ mod tests {
         };
         for _ in 0..5 {
             let listing = listings.get(&target("a"), fetch).await.unwrap();
-            assert_eq!(listing.get("x"), Some(&3));
+            assert_eq!(listing.rows.get("x"), Some(&3));
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         listings.get(&target("b"), fetch).await.unwrap();
@@ -106,6 +161,47 @@ mod tests {
             2,
             "another namespace has its own listing"
         );
+    }
+
+    #[tokio::test]
+    async fn a_newer_listing_is_fetched_once_for_everyone_who_saw_the_old_one() {
+        let listings = NamespaceListings::<i64>::default();
+        let fetches = AtomicUsize::new(0);
+        let fetch = || async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![("x".to_string(), 3)])
+        };
+        let old = listings.get(&target("a"), fetch).await.unwrap();
+        let newer = listings
+            .get_newer(&target("a"), old.taken, fetch)
+            .await
+            .unwrap();
+        assert!(newer.taken > old.taken);
+        let again = listings
+            .get_newer(&target("a"), old.taken, fetch)
+            .await
+            .unwrap();
+        assert_eq!(again.taken, newer.taken);
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn only_a_listing_kestra_lacks_is_skipped() {
+        let missing = KestraError::Unexpected {
+            status: 404,
+            message: "no such route".into(),
+        };
+        assert!(matches!(if_offered::<()>(Err(missing)), Ok(None)));
+        assert!(matches!(
+            if_offered::<()>(Err(KestraError::Decode("shape".into()))),
+            Ok(None)
+        ));
+        let down = KestraError::Unavailable {
+            what: "timeout".into(),
+            message: "no answer".into(),
+        };
+        assert!(if_offered::<()>(Err(down)).is_err());
+        assert!(matches!(if_offered(Ok(1)), Ok(Some(1))));
     }
 
     #[tokio::test]
@@ -121,6 +217,6 @@ mod tests {
             .get(&target("a"), || async { Ok(vec![("x".to_string(), 1)]) })
             .await
             .unwrap();
-        assert_eq!(listing.get("x"), Some(&1));
+        assert_eq!(listing.rows.get("x"), Some(&1));
     }
 }
