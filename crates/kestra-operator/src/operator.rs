@@ -134,7 +134,11 @@ async fn run_controllers(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     tokio::join!(
         run_kind(shared.clone(), FlowAdapter::default(), stop.clone()),
         run_kind(shared.clone(), KeyValueAdapter::default(), stop.clone()),
-        run_kind(shared.clone(), NamespaceFileAdapter, stop.clone()),
+        run_kind(
+            shared.clone(),
+            NamespaceFileAdapter::default(),
+            stop.clone()
+        ),
     );
 }
 

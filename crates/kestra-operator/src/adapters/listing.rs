@@ -1,5 +1,6 @@
 //! Namespace listings shared by the objects of a resync wave, so that a drift check costs one
-//! Kestra request per Kestra namespace instead of one per object.
+//! Kestra request per Kestra namespace (per directory for namespace files) instead of one per
+//! object.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,20 +13,33 @@ use crate::kestra::KestraError;
 /// How long one listing answers for the objects of its namespace.
 pub(crate) const LISTING_TTL: Duration = Duration::from_secs(2);
 
-type ListingKey = (Option<String>, String);
+/// Tenant, Kestra namespace, and the directory for namespace files (empty otherwise).
+type ListingKey = (Option<String>, String, String);
 /// The last listing of one namespace; locked while it is refreshed, so concurrent reconciles of
 /// one namespace make one request.
 type Slot<T> = Arc<tokio::sync::Mutex<Option<Listing<T>>>>;
 
-/// Per (tenant, Kestra namespace), the rows of the last listing keyed by object name.
+/// Per (tenant, Kestra namespace, directory), the rows of the last listing keyed by object name.
 pub struct NamespaceListings<T> {
     slots: Mutex<HashMap<ListingKey, Slot<T>>>,
+    /// Set for namespace files: the listing is of the target's parent directory.
+    by_directory: bool,
+}
+
+/// The directory holding a namespace file path (`/a/b.txt` is in `/a`, `/b.txt` in `/`), and
+/// the file's name in it.
+pub fn split_path(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(0) | None => ("/", path.trim_start_matches('/')),
+        Some(i) => (&path[..i], &path[i + 1..]),
+    }
 }
 
 impl<T> Default for NamespaceListings<T> {
     fn default() -> Self {
         Self {
             slots: Mutex::default(),
+            by_directory: false,
         }
     }
 }
@@ -46,6 +60,23 @@ impl<T> Clone for Listing<T> {
 }
 
 impl<T> NamespaceListings<T> {
+    /// Listings of the directory holding each target (for namespace files).
+    pub fn by_directory() -> Self {
+        Self {
+            slots: Mutex::default(),
+            by_directory: true,
+        }
+    }
+
+    fn key(&self, target: &Target) -> ListingKey {
+        let directory = if self.by_directory {
+            split_path(&target.name).0.to_string()
+        } else {
+            String::new()
+        };
+        (target.tenant.clone(), target.namespace.clone(), directory)
+    }
+
     /// The listing of `target`'s namespace, fetched with `fetch` unless a fresh one is cached.
     pub async fn get<F, Fut>(&self, target: &Target, fetch: F) -> Result<Listing<T>, KestraError>
     where
@@ -99,10 +130,7 @@ impl<T> NamespaceListings<T> {
     {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots
-                .entry((target.tenant.clone(), target.namespace.clone()))
-                .or_default()
-                .clone()
+            slots.entry(self.key(target)).or_default().clone()
         };
         let mut cached = slot.lock().await;
         if let Some(listing) = cached.as_ref()
@@ -161,6 +189,32 @@ mod tests {
             2,
             "another namespace has its own listing"
         );
+    }
+
+    #[test]
+    fn file_paths_split_into_directory_and_name() {
+        assert_eq!(split_path("/a.txt"), ("/", "a.txt"));
+        assert_eq!(split_path("/dir/sub/a.txt"), ("/dir/sub", "a.txt"));
+    }
+
+    #[tokio::test]
+    async fn file_listings_are_per_directory() {
+        let listings = NamespaceListings::<i64>::by_directory();
+        let fetches = AtomicUsize::new(0);
+        let fetch = || async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![])
+        };
+        let file = |name: &str| Target {
+            tenant: Some("main".into()),
+            namespace: "a".into(),
+            name: name.into(),
+        };
+        listings.get(&file("/d/x.txt"), fetch).await.unwrap();
+        listings.get(&file("/d/y.txt"), fetch).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        listings.get(&file("/e/x.txt"), fetch).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use url::Url;
 
 use super::error::KestraError;
-use super::types::{Flow, FlowSummary, KvRead, KvSummary};
+use super::types::{FileStat, Flow, FlowSummary, KvRead, KvSummary};
 use crate::metrics::Metrics;
 
 /// A credential that never shows in Debug output, logs or errors.
@@ -493,6 +493,27 @@ impl KestraClient {
         match status.as_u16() {
             200 => Ok(Some(body)),
             404 => Ok(None),
+            s => Err(KestraError::from_status(s, &body)),
+        }
+    }
+
+    /// The direct children of a directory; a missing directory has none (Kestra answers 404).
+    pub async fn list_directory(
+        &self,
+        tenant: Option<&str>,
+        namespace: &str,
+        path: &str,
+    ) -> Result<Vec<FileStat>, KestraError> {
+        let call = Call {
+            route: "/api/v1/{tenant}/namespaces/{namespace}/files/directory",
+            method: Method::GET,
+            tenant,
+            segments: &["namespaces", namespace, "files", "directory"],
+        };
+        let (status, body) = self.send(call, |r| r.query(&[("path", path)])).await?;
+        match status.as_u16() {
+            200 => decode(&body),
+            404 => Ok(Vec::new()),
             s => Err(KestraError::from_status(s, &body)),
         }
     }

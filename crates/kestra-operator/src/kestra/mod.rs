@@ -6,4 +6,4 @@ mod types;
 
 pub use client::{Auth, ClientConfig, KestraClient, Secret};
 pub use error::{KestraError, error_message};
-pub use types::{Flow, FlowSummary, KvEntry, KvRead, KvSummary};
+pub use types::{FileStat, Flow, FlowSummary, KvEntry, KvRead, KvSummary};

@@ -45,6 +45,21 @@ pub struct KvSummary {
     pub expiration_date: Option<String>,
 }
 
+/// One entry of a namespace files directory listing (`GET .../files/directory?path=`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FileStat {
+    pub file_name: String,
+    /// `File` or `Directory`.
+    #[serde(rename = "type", default)]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Epoch milliseconds.
+    #[serde(default)]
+    pub last_modified_time: Option<i64>,
+}
+
 /// What reading a KV key found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KvRead {
