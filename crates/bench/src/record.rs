@@ -107,9 +107,18 @@ pub fn versions(root: &Path, operator_bin: &Path) -> Versions {
             .args(["rev-parse", "--short=12", "HEAD"])
             .current_dir(root),
     );
+    // Only what goes into the binaries: edited docs do not change what is measured.
     let dirty = !output(
         Command::new("git")
-            .args(["status", "--porcelain", "--untracked-files=no"])
+            .args([
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "crates",
+                "Cargo.toml",
+                "Cargo.lock",
+            ])
             .current_dir(root),
     )
     .is_empty();

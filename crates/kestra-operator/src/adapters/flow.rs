@@ -131,8 +131,9 @@ impl Adapter for FlowAdapter {
         mode: ObserveMode,
         prior: Option<&FlowStatusFields>,
     ) -> Result<ObservedFlow, KestraError> {
-        if let (ObserveMode::Resync, Some(revision)) = (mode, prior.and_then(|p| p.revision)) {
-            let listing = self.listing(kestra, target, None).await?;
+        if let (ObserveMode::Resync, Some(revision)) = (mode, prior.and_then(|p| p.revision))
+            && let Some(listing) = if_offered(self.listing(kestra, target, None).await)?
+        {
             if listing.rows.get(&target.name) == Some(&revision) {
                 return Ok(ObservedFlow::AtRevision(revision));
             }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::Instant;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -13,7 +13,7 @@ use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary};
 
 use super::flow::tenant_suffix;
 use super::kv_encoding::{Encoded, encode, expiry, matches};
-use super::listing::{LISTING_TTL, NamespaceListings, if_offered};
+use super::listing::{NamespaceListings, if_offered};
 
 #[derive(Clone, Debug, Hash, PartialEq)]
 pub struct DesiredValue {
@@ -34,9 +34,13 @@ pub struct ObservedKey {
     pub written_ttl: Option<String>,
 }
 
-/// An empty description is no description.
+/// Compared without surrounding whitespace (HTTP servers trim header values), and an empty
+/// description is no description.
 fn same_description(observed: Option<&str>, desired: Option<&str>) -> bool {
-    observed.filter(|d| !d.is_empty()) == desired.filter(|d| !d.is_empty())
+    fn clean(d: Option<&str>) -> Option<&str> {
+        d.map(str::trim).filter(|d| !d.is_empty())
+    }
+    clean(observed) == clean(desired)
 }
 
 /// A resync checks the keys of a Kestra namespace through one listing, which carries each key's
@@ -50,20 +54,23 @@ pub struct KeyValueAdapter {
 }
 
 impl KeyValueAdapter {
-    /// The keys of `target`'s namespace with their update times, no older than `max_age`.
+    /// The keys of `target`'s namespace with their update times: a recent listing, or with
+    /// `newer_than`, one taken after that instant (shared by the checks waiting for it).
     async fn listing(
         &self,
         kestra: &KestraClient,
         target: &Target,
-        max_age: Duration,
+        newer_than: Option<Instant>,
     ) -> Result<Arc<HashMap<String, KvSummary>>, KestraError> {
-        self.listings
-            .get_within(target, max_age, || async {
-                let rows = kestra.list_kv(target.tenant(), &target.namespace).await?;
-                Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
-            })
-            .await
-            .map(|listing| listing.rows)
+        let fetch = || async {
+            let rows = kestra.list_kv(target.tenant(), &target.namespace).await?;
+            Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
+        };
+        match newer_than {
+            Some(than) => self.listings.get_newer(target, than, fetch).await,
+            None => self.listings.get(target, fetch).await,
+        }
+        .map(|listing| listing.rows)
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Target, (String, KvEntry)>> {
@@ -220,18 +227,14 @@ impl Adapter for KeyValueAdapter {
         // After a spec change the description is compared with a listing taken now; otherwise
         // a recent one will do. Without a listing (e.g. Kestra 2.0's other listing route) every
         // check reads the key and the description is not compared.
-        let max_age = if mode == ObserveMode::Full && written_before {
-            Duration::ZERO
-        } else {
-            LISTING_TTL
-        };
-        let listing = if_offered(self.listing(kestra, target, max_age).await)?;
+        let fresh = mode == ObserveMode::Full && written_before;
+        let newer_than = fresh.then(Instant::now);
+        let listing = if_offered(self.listing(kestra, target, newer_than).await)?;
         let row = listing.as_ref().and_then(|l| l.get(&target.name));
         // A listing older than the last read of the key may predate this operator's own write.
         let row_current = |row: &KvSummary| {
             let stamp = self.seen().get(target).map(|(stamp, _)| stamp.clone());
-            max_age == Duration::ZERO
-                || stamp.is_some_and(|stamp| not_before(row.update_date.as_deref(), &stamp))
+            fresh || stamp.is_some_and(|stamp| not_before(row.update_date.as_deref(), &stamp))
         };
         let observed = |read| ObservedKey {
             description: row
@@ -444,6 +447,12 @@ mod diff_tests {
         assert_eq!(diff(&bare, &found(Some("PT1H"), Some(None))), Diff::Differs);
         assert_eq!(diff(&bare, &found(None, Some(Some("x")))), Diff::Differs);
         assert_eq!(diff(&bare, &found(None, Some(Some("")))), Diff::InSync);
+        // Kestra receives the description in a header, whose value servers trim.
+        let spaced = desired(None, Some(" nightly "));
+        assert_eq!(
+            diff(&spaced, &found(None, Some(Some("nightly")))),
+            Diff::InSync
+        );
     }
 }
 

@@ -87,22 +87,6 @@ impl<T> NamespaceListings<T> {
             .await
     }
 
-    /// The listing of `target`'s namespace, fetched unless the cached one is younger than
-    /// `max_age`.
-    pub async fn get_within<F, Fut>(
-        &self,
-        target: &Target,
-        max_age: Duration,
-        fetch: F,
-    ) -> Result<Listing<T>, KestraError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
-    {
-        self.get_if(target, |taken| taken.elapsed() < max_age, fetch)
-            .await
-    }
-
     /// A listing taken after `than`: the cached one if it is, else a new one. Concurrent
     /// callers that saw the same stale listing make one request between them.
     pub async fn get_newer<F, Fut>(

@@ -60,8 +60,14 @@ impl EventRecorder {
         let _ = self.warnings();
     }
 
-    /// Send `event` in the background; a failure is logged with `kind`.
-    pub fn publish(&self, event: Event, reference: ObjectReference, kind: &'static str) {
+    /// Send `event` in the background; a failure is logged with `kind`. The handle lets a caller
+    /// wait for it (before the object it names goes away).
+    pub fn publish(
+        &self,
+        event: Event,
+        reference: ObjectReference,
+        kind: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
         let recorder = match event.type_ {
             EventType::Normal => self.fresh(),
             EventType::Warning => self.warnings(),
@@ -73,6 +79,6 @@ impl EventRecorder {
             if let Err(e) = recorder.publish(&event, &reference).await {
                 tracing::warn!(kind, error = %e, "could not publish an Event");
             }
-        });
+        })
     }
 }

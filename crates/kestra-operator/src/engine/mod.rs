@@ -157,7 +157,13 @@ impl<A: Adapter> KindContext<A> {
         .map(|_| ())
     }
 
-    fn publish(&self, obj: &A::Resource, type_: EventType, reason: &str, note: String) {
+    fn publish(
+        &self,
+        obj: &A::Resource,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) -> tokio::task::JoinHandle<()> {
         let note = if note.len() > 1000 {
             let cut = note
                 .char_indices()
@@ -177,7 +183,7 @@ impl<A: Adapter> KindContext<A> {
         };
         self.shared
             .recorder
-            .publish(event, obj.object_ref(&()), A::KIND);
+            .publish(event, obj.object_ref(&()), A::KIND)
     }
 }
 

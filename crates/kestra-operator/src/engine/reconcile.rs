@@ -432,7 +432,8 @@ async fn finish<A: Adapter>(
         return Action::requeue(ctx.backoff(obj));
     }
     if let Some((type_, reason, note)) = event {
-        ctx.publish(obj, type_, reason, note);
+        // Not awaited: the resource stays, and a cold sync need not wait on its Events.
+        drop(ctx.publish(obj, type_, reason, note));
     }
     tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason, ready = outcome.ready, "{}", outcome.message);
     action
@@ -447,7 +448,10 @@ async fn cleanup<A: Adapter>(
     let Ok(target) = ctx.target(obj) else {
         return Ok(Action::await_change());
     };
-    let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str());
+    // A sync this process finished may not be in the cached status yet (the resource was
+    // deleted while its first sync ran): it is remembered in memory too.
+    let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str())
+        || ctx.last_digest(obj).is_some();
     let (reason, note) = if let Some(owner) = ctx.conflict_owner(obj, &target) {
         (
             "Released",
@@ -497,7 +501,7 @@ async fn cleanup<A: Adapter>(
                 if let Err(e) = ctx.patch_status(obj, &next).await {
                     tracing::warn!(kind = A::KIND, error = %e, "status update failed");
                 }
-                ctx.publish(obj, EventType::Warning, "DeletionPending", message);
+                drop(ctx.publish(obj, EventType::Warning, "DeletionPending", message));
             }
             return Err(error);
         }
@@ -508,7 +512,11 @@ async fn cleanup<A: Adapter>(
     };
     ctx.reset_failures(obj);
     ctx.forget_digest(obj);
-    ctx.publish(obj, EventType::Normal, reason, note.clone());
+    // Awaited: once the finalizer is removed the resource is gone, and its last Event with it
+    // if it were still queued.
+    let _ = ctx
+        .publish(obj, EventType::Normal, reason, note.clone())
+        .await;
     tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, "{note}");
     // A resource that lost a conflict to this one may now own the object.
     ctx.wake_peers(obj, &target);
