@@ -157,7 +157,7 @@ impl<A: Adapter> KindContext<A> {
         .map(|_| ())
     }
 
-    fn publish(
+    async fn publish(
         &self,
         obj: &A::Resource,
         type_: EventType,
@@ -184,6 +184,7 @@ impl<A: Adapter> KindContext<A> {
         self.shared
             .recorder
             .publish(event, obj.object_ref(&()), A::KIND)
+            .await
     }
 }
 

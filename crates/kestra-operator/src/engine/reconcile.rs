@@ -433,7 +433,7 @@ async fn finish<A: Adapter>(
     }
     if let Some((type_, reason, note)) = event {
         // Not awaited: the resource stays, and a cold sync need not wait on its Events.
-        drop(ctx.publish(obj, type_, reason, note));
+        drop(ctx.publish(obj, type_, reason, note).await);
     }
     tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason, ready = outcome.ready, "{}", outcome.message);
     action
@@ -516,6 +516,7 @@ async fn cleanup<A: Adapter>(
     // if it were still queued.
     let _ = ctx
         .publish(obj, EventType::Normal, reason, note.clone())
+        .await
         .await;
     tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, "{note}");
     // A resource that lost a conflict to this one may now own the object.
