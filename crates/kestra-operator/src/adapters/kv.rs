@@ -465,26 +465,7 @@ mod listing_tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::kestra::{Auth, ClientConfig};
-    use crate::metrics::Metrics;
-
-    async fn requests(url: &str, route_suffix: &str) -> u64 {
-        let counters: Value = reqwest::get(format!("{url}/__fake/counters"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        counters["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| {
-                c["method"] == "GET" && c["route"].as_str().unwrap().ends_with(route_suffix)
-            })
-            .map(|c| c["count"].as_u64().unwrap())
-            .sum()
-    }
+    use crate::adapters::test_support::{fake_and_client, gets};
 
     fn value(observed: &ObservedKey) -> Value {
         match &observed.read {
@@ -495,24 +476,8 @@ mod listing_tests {
 
     #[tokio::test]
     async fn a_resync_reads_a_key_again_only_when_its_update_time_moved() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let fake = kestra_fake::spawn(kestra_fake::FakeConfig::default())
-            .await
-            .unwrap();
+        let (fake, kestra) = fake_and_client().await;
         let url = fake.url();
-        let kestra = KestraClient::new(
-            ClientConfig {
-                url: url.clone(),
-                tenant: Some("main".into()),
-                auth: Auth::None,
-                timeout: Duration::from_secs(5),
-                ca_file: None,
-                attempts: 1,
-                rate_limit: None,
-            },
-            Metrics::new(),
-        )
-        .unwrap();
         let (tenant, ns) = (Some("main"), "company.team");
         let target = Target {
             tenant: Some("main".into()),
@@ -530,20 +495,20 @@ mod listing_tests {
         assert_eq!(value(&resync().await.unwrap()), json!("v1"));
         assert_eq!(value(&resync().await.unwrap()), json!("v1"));
         assert_eq!(value(&resync().await.unwrap()), json!("v1"));
-        assert_eq!(requests(&url, "/kv/{key}").await, 1);
-        assert_eq!(requests(&url, "/kv").await, 1);
+        assert_eq!(gets(&url, "/kv/{key}").await, 1);
+        assert_eq!(gets(&url, "/kv").await, 1);
         // Changed directly in Kestra: once the listing is refreshed, the key is read again.
         tokio::time::sleep(Duration::from_millis(5)).await;
         put("\"v2\"").await;
         tokio::time::sleep(LISTING_TTL + Duration::from_millis(100)).await;
         assert_eq!(value(&resync().await.unwrap()), json!("v2"));
-        assert_eq!(requests(&url, "/kv/{key}").await, 2);
+        assert_eq!(gets(&url, "/kv/{key}").await, 2);
         // A full read always reads.
         adapter
             .observe(&kestra, &target, ObserveMode::Full, None)
             .await
             .unwrap();
-        assert_eq!(requests(&url, "/kv/{key}").await, 3);
+        assert_eq!(gets(&url, "/kv/{key}").await, 3);
         // Deleted in Kestra: missing from the listing, so read, and found missing.
         kestra.delete_kv(tenant, ns, "k").await.unwrap();
         tokio::time::sleep(LISTING_TTL + Duration::from_millis(100)).await;

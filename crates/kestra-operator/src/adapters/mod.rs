@@ -7,6 +7,8 @@ pub mod kv_encoding;
 mod listing;
 pub mod nsfile;
 pub mod paths;
+#[cfg(test)]
+mod test_support;
 
 pub use flow::FlowAdapter;
 pub use kv::KeyValueAdapter;

@@ -345,49 +345,14 @@ mod tests {
 mod listing_tests {
     use std::time::Duration;
 
-    use serde_json::Value;
-
     use super::*;
     use crate::adapters::listing::LISTING_TTL;
-    use crate::kestra::{Auth, ClientConfig};
-    use crate::metrics::Metrics;
-
-    async fn file_reads(url: &str) -> u64 {
-        let counters: Value = reqwest::get(format!("{url}/__fake/counters"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        counters["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["method"] == "GET" && c["route"].as_str().unwrap().ends_with("/files"))
-            .map(|c| c["count"].as_u64().unwrap())
-            .sum()
-    }
+    use crate::adapters::test_support::{fake_and_client, gets};
 
     #[tokio::test]
     async fn a_resync_reads_a_file_again_only_when_its_listing_row_moved() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let fake = kestra_fake::spawn(kestra_fake::FakeConfig::default())
-            .await
-            .unwrap();
+        let (fake, kestra) = fake_and_client().await;
         let url = fake.url();
-        let kestra = KestraClient::new(
-            ClientConfig {
-                url: url.clone(),
-                tenant: Some("main".into()),
-                auth: Auth::None,
-                timeout: Duration::from_secs(5),
-                ca_file: None,
-                attempts: 1,
-                rate_limit: None,
-            },
-            Metrics::new(),
-        )
-        .unwrap();
         let (tenant, ns, path) = (Some("main"), "company.team", "/dir/f.txt");
         let target = Target {
             tenant: Some("main".into()),
@@ -421,7 +386,7 @@ mod listing_tests {
                 sha256: sha256(b"aaaa")
             }
         );
-        assert_eq!(file_reads(&url).await, 1);
+        assert_eq!(gets(&url, "/files").await, 1);
         // The same size, written directly: the modification time moved, so it is read again.
         upload(b"bbbb").await;
         tokio::time::sleep(LISTING_TTL + Duration::from_millis(100)).await;
@@ -429,7 +394,7 @@ mod listing_tests {
             resync().await.unwrap(),
             ObservedFile::Content(Bytes::from_static(b"bbbb"))
         );
-        assert_eq!(file_reads(&url).await, 2);
+        assert_eq!(gets(&url, "/files").await, 2);
         fake.shutdown().await.unwrap();
     }
 }
