@@ -564,6 +564,16 @@ pub struct ChurnData {
     pub patch_errors: usize,
     /// Apply (start of the PATCH) to Ready at that generation or a later one, ms.
     pub lag_ms: Percentiles,
+    /// The same lag per kind.
+    #[serde(default)]
+    pub lag_by_kind_ms: BTreeMap<String, Percentiles>,
+    /// The same lag per 10-second window of sending (key: window start, s), to see when the
+    /// slow updates were sent.
+    #[serde(default)]
+    pub lag_by_window_ms: BTreeMap<u32, Percentiles>,
+    /// API-server requests for our resources and Events during the churn and drain.
+    #[serde(default)]
+    pub apiserver: BTreeMap<String, f64>,
     /// From the last update sent to every updated resource Ready.
     pub drain_seconds: f64,
     pub not_ready: usize,
@@ -608,6 +618,7 @@ pub async fn churn(
     let errors_before = reconcile_errors(&s.operator()?.scrape().await);
     let (warn_before, _) = s.operator()?.warnings();
     s.fake.reset_counters().await?;
+    let api_before = s.cp.request_counts().await;
     let cpu = cpu_mark(s);
     // (index, generation, apply start) per update.
     let sent: Arc<Mutex<Vec<(usize, i64, Instant)>>> = Arc::default();
@@ -673,6 +684,8 @@ pub async fn churn(
         s.tracker.changed(Duration::from_millis(200)).await;
     }
     let mut lags = Vec::new();
+    let mut by_kind: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut by_window: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
     let mut not_ready = 0;
     for (index, generation, at) in &sent {
         let item = &s.items[*index];
@@ -680,10 +693,20 @@ pub async fn churn(
             .tracker
             .ready_at(&(item.kind, item.name.clone()), *generation)
         {
-            Some(t) => lags.push(t.saturating_duration_since(*at).as_secs_f64() * 1000.0),
+            Some(t) => {
+                let lag = t.saturating_duration_since(*at).as_secs_f64() * 1000.0;
+                lags.push(lag);
+                by_kind
+                    .entry(item.kind.kind().to_string())
+                    .or_default()
+                    .push(lag);
+                let window = (at.saturating_duration_since(started).as_secs() / 10) as u32 * 10;
+                by_window.entry(window).or_default().push(lag);
+            }
             None => not_ready += 1,
         }
     }
+    let apiserver = delta(&api_before, &s.cp.request_counts().await);
     let counters = s.fake.counters().await?;
     let errors_after = reconcile_errors(&s.operator()?.scrape().await);
     let (warn_after, samples) = s.operator()?.warnings();
@@ -695,6 +718,15 @@ pub async fn churn(
         achieved_rate: sent.len() as f64 / send_seconds,
         patch_errors,
         lag_ms: percentiles(&lags),
+        lag_by_kind_ms: by_kind
+            .into_iter()
+            .map(|(k, v)| (k, percentiles(&v)))
+            .collect(),
+        lag_by_window_ms: by_window
+            .into_iter()
+            .map(|(k, v)| (k, percentiles(&v)))
+            .collect(),
+        apiserver,
         drain_seconds: drained.map_or(f64::NAN, |d| {
             d.saturating_duration_since(send_end).as_secs_f64()
         }),

@@ -377,7 +377,10 @@ async fn unchanged_resyncs_reapplies_requests_and_restarts_write_nothing() {
         "a requested reconcile reads the flow itself"
     );
 
-    // A restart neither: the new process finds every object in sync.
+    // A restart neither: the new process finds every object in sync, and leaves its status as
+    // it is (no status write either).
+    let version_before =
+        get_json(&ns.name, "flow/steady").await.unwrap()["metadata"]["resourceVersion"].clone();
     op.process.stop().unwrap();
     let op = start_operator(OpSpec::new(&[&ns.name], "2s").kestra(&url))
         .await
@@ -392,6 +395,11 @@ async fn unchanged_resyncs_reapplies_requests_and_restarts_write_nothing() {
         op.logs().contains("matches the spec"),
         "the new process reconciled: {}",
         op.process.tail(10)
+    );
+    assert_eq!(
+        get_json(&ns.name, "flow/steady").await.unwrap()["metadata"]["resourceVersion"],
+        version_before,
+        "a restart must not rewrite an unchanged status"
     );
     let flow = kestra.flow(&kn, "steady").await.unwrap().unwrap();
     assert_eq!(flow["revision"], 1, "no revision churn");

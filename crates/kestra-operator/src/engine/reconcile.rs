@@ -15,7 +15,9 @@ use serde_json::json;
 use super::adapter::{Adapter, Diff, ObserveMode, Status, Target};
 use super::error::{ReconcileError, Retry};
 use super::ownership::{Claim, owner};
-use super::status::{Outcome, next_conditions, ready_condition, status_changed, summary};
+use super::status::{
+    Outcome, next_conditions, ready_condition, status_changed, summary, unchanged_sync_message,
+};
 use super::{FINALIZER, KindContext, RECONCILE_REQUEST_ANNOTATION};
 use crate::metrics::{ErrorLabels, KindLabels};
 
@@ -293,6 +295,8 @@ async fn finish<A: Adapter>(
     let now = now_rfc3339();
     let resync = ctx.resync_period(obj);
     let mut event: Option<(EventType, &'static str, String)> = None;
+    // What this reconcile did, when it differs from the status message it keeps.
+    let mut log_line: Option<String> = None;
     let (outcome, action) = match result {
         Ok(Step::Synced {
             target,
@@ -301,8 +305,15 @@ async fn finish<A: Adapter>(
         }) => {
             ctx.reset_failures(obj);
             let description = A::describe(&target, &fields);
+            if change.is_none() {
+                log_line = Some(format!("{description} matches the spec"));
+            }
             let message = match change {
-                None => format!("{description} matches the spec"),
+                None => unchanged_sync_message(
+                    ready_condition(previous),
+                    obj.meta().generation,
+                    &description,
+                ),
                 Some(Change::Created) => format!("created {description}"),
                 Some(Change::Updated) => format!("updated {description}"),
                 Some(Change::DriftCorrected) => {
@@ -435,7 +446,7 @@ async fn finish<A: Adapter>(
         // Not awaited: the resource stays, and a cold sync need not wait on its Events.
         drop(ctx.publish(obj, type_, reason, note).await);
     }
-    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason, ready = outcome.ready, "{}", outcome.message);
+    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason, ready = outcome.ready, "{}", log_line.as_deref().unwrap_or(&outcome.message));
     action
 }
 

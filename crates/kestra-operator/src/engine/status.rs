@@ -78,6 +78,29 @@ pub fn ready_condition<E>(status: Option<&KestraStatus<E>>) -> Option<&Condition
     status?.conditions.iter().find(|c| c.type_ == READY)
 }
 
+/// The Ready message of a sync that wrote nothing. While the resource is Synced at the same
+/// generation it keeps the message of the sync that last acted (`created ...`, `updated ...`,
+/// `... restored to the spec`): that is still what happened last, and a message that flipped to
+/// "matches the spec" at the next resync would cost one status write per change (and one per
+/// resource after every restart) for no new information.
+pub fn unchanged_sync_message(
+    previous_ready: Option<&Condition>,
+    generation: Option<i64>,
+    description: &str,
+) -> String {
+    match previous_ready {
+        Some(c)
+            if c.status == "True"
+                && c.reason == "Synced"
+                && c.observed_generation == generation
+                && c.message.contains(description) =>
+        {
+            c.message.clone()
+        }
+        _ => format!("{description} matches the spec"),
+    }
+}
+
 /// One line for the Enterprise `status.reason` field and the wide printer column.
 pub fn summary(outcome: &Outcome) -> String {
     let line = outcome.message.lines().next().unwrap_or_default();
@@ -149,6 +172,33 @@ mod tests {
         assert_eq!(next[1].type_, STALLED);
         assert_eq!(next[1].status, "True");
         assert_eq!(next[1].last_transition_time, "t1");
+    }
+
+    #[test]
+    fn unchanged_sync_keeps_the_last_action_at_the_same_generation() {
+        let mut ready = cond(READY, "True", "t0");
+        ready.reason = "Synced".into();
+        ready.message = "created flow a.b/c".into();
+        let same = unchanged_sync_message(Some(&ready), Some(1), "flow a.b/c");
+        assert_eq!(same, "created flow a.b/c");
+        // A new generation, another object, a resource not Ready, or no status: say it matches.
+        for (previous, generation, description) in [
+            (Some(&ready), Some(2), "flow a.b/c"),
+            (Some(&ready), Some(1), "flow a.b/d"),
+            (None, Some(1), "flow a.b/c"),
+        ] {
+            assert_eq!(
+                unchanged_sync_message(previous, generation, description),
+                format!("{description} matches the spec")
+            );
+        }
+        let mut failed = ready.clone();
+        failed.status = "False".into();
+        failed.reason = "KestraUnavailable".into();
+        assert_eq!(
+            unchanged_sync_message(Some(&failed), Some(1), "flow a.b/c"),
+            "flow a.b/c matches the spec"
+        );
     }
 
     #[test]
