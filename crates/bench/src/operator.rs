@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use crate::metrics::{self, Sample};
-use crate::procs::{Proc, cpu_seconds, memory_kib};
+use crate::procs::{Proc, cpu_seconds, memory_kib, status_kib};
 
 pub struct Operator {
     pub proc: Proc,
@@ -124,6 +124,12 @@ impl Operator {
         memory_kib(self.pid())
             .map(|(rss, hwm)| (rss as f64 / 1024.0, hwm as f64 / 1024.0))
             .unwrap_or((f64::NAN, f64::NAN))
+    }
+
+    /// (RssAnon, RssFile) in MiB: the heap and stacks, and the mapped binary and libraries.
+    pub fn rss_split_mib(&self) -> (f64, f64) {
+        let mib = |name| status_kib(self.pid(), name).map_or(f64::NAN, |k| k as f64 / 1024.0);
+        (mib("RssAnon:"), mib("RssFile:"))
     }
 
     /// Log lines at WARN or ERROR so far.

@@ -33,19 +33,21 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clk_tck())
 }
 
+/// One `/proc/PID/status` field in KiB (`VmRSS:`, `VmHWM:`, `RssAnon:`, ...).
+pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(name))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// `VmRSS` and `VmHWM` (peak) in KiB.
 pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?))
 }
 
 /// The 1, 5 and 15 minute load averages.

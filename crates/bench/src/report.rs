@@ -481,7 +481,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
          include status refreshes (every 10 minutes per \
          resource) if they fall in the window.\n\n",
     );
-    steady.push_str("| N | Kestra latency | Resync period | Window s | Kestra requests per resync (reads / writes) | Flows: listings + reads | KV: listings + reads | Files: listings + reads | API-server writes in window | Operator CPU s per resync | RSS MiB (max in window / peak ever) | Load | Other cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    steady.push_str("| N | Kestra latency | Resync period | Window s | Kestra requests per resync (reads / writes) | Flows: listings + reads | KV: listings + reads | Files: listings + reads | API-server writes in window | Operator CPU s per resync | RSS MiB (max in window / peak ever) | RSS at end: anonymous + file MiB | Load | Other cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for ((scenario, n, lat), g) in &groups {
         if scenario != "steady" {
             continue;
@@ -503,7 +503,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             };
             let _ = writeln!(
                 steady,
-                "| {n} | {lat} ms | {:.0} s | {:.0} | {:.1} / {:.1} | {} | {} | {} | {:.0} | {:.2} | {:.1} / {:.1} | {} | {} |",
+                "| {n} | {lat} ms | {:.0} s | {:.0} | {:.1} / {:.1} | {} | {} | {} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} + {:.1} | {} | {} |",
                 d.resync_seconds,
                 d.window_seconds,
                 d.reads_per_resync,
@@ -515,6 +515,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
                 d.cpu_seconds_per_resync,
                 d.rss_max_mib,
                 d.hwm_mib,
+                d.rss_anon_mib,
+                d.rss_file_mib,
                 loads(&[r]),
                 other_cores(&[r])
             );
@@ -607,7 +609,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
          resources. Lag: from sending a patch until a watch sees Ready at that generation (or a later one), ms. \
          Drain: from the last update sent until every updated resource is Ready.\n\n",
     );
-    churn.push_str("| N | Rate (achieved) | Updates | Lag p50 / p95 / p99 / max ms | Drain s | Not Ready | Patch errors | Reconcile errors | Kestra errors | Kestra writes | Operator warnings | Operator CPU s | Load | Other cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    churn.push_str("| N | Rate (achieved) | Updates | Lag p50 / p95 / p99 / max ms | Drain s | Not Ready | Patch errors | Reconcile errors | Kestra errors | Kestra writes | Status writes | Events | Operator warnings | Operator CPU s | Load | Other cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut notes = Vec::new();
     for ((scenario, n, _), g) in &groups {
         if scenario != "churn" {
             continue;
@@ -617,9 +620,21 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
                 continue;
             };
             let errors: f64 = d.reconcile_errors.values().sum();
+            let status_writes: f64 = d
+                .apiserver
+                .iter()
+                .filter(|(k, _)| k.ends_with("/status") && !k.starts_with("GET"))
+                .map(|(_, v)| v)
+                .sum();
+            let events: f64 = d
+                .apiserver
+                .iter()
+                .filter(|(k, _)| k.ends_with(" events") && !k.starts_with("GET"))
+                .map(|(_, v)| v)
+                .sum();
             let _ = writeln!(
                 churn,
-                "| {n} | {:.0}/s for {:.0} s ({:.1}/s) | {} | {} | {:.1} | {} | {} | {:.0} | {} | {} | {} | {:.1} | {} | {} |",
+                "| {n} | {:.0}/s for {:.0} s ({:.1}/s) | {} | {} | {:.1} | {} | {} | {:.0} | {} | {} | {status_writes:.0} | {events:.0} | {} | {:.1} | {} | {} |",
                 d.target_rate,
                 d.seconds,
                 d.achieved_rate,
@@ -636,7 +651,23 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
                 loads(&[r]),
                 other_cores(&[r])
             );
+            let by_kind: Vec<String> = d
+                .lag_by_kind_ms
+                .iter()
+                .map(|(kind, p)| format!("{kind} {}", pct(p)))
+                .collect();
+            if !by_kind.is_empty() {
+                notes.push(format!(
+                    "N = {n}, lag p50 / p95 / p99 / max ms by kind: {}.",
+                    by_kind.join("; ")
+                ));
+            }
         }
+    }
+    churn.push('\n');
+    for note in notes {
+        churn.push_str(&note);
+        churn.push_str("\n\n");
     }
     md.push_str(&churn);
     md.push('\n');

@@ -253,6 +253,11 @@ pub struct SteadyData {
     pub rss_mib: f64,
     pub rss_max_mib: f64,
     pub hwm_mib: f64,
+    /// RSS at the end split into anonymous memory (heap, stacks) and file pages (the binary).
+    #[serde(default)]
+    pub rss_anon_mib: f64,
+    #[serde(default)]
+    pub rss_file_mib: f64,
     pub apiserver: BTreeMap<String, f64>,
 }
 
@@ -339,6 +344,7 @@ pub async fn steady(
     let cpu = cpu_since(s, &cpu);
     let resyncs = elapsed / resync.as_secs_f64();
     let (rss, hwm) = s.operator()?.memory_mib();
+    let (rss_anon, rss_file) = s.operator()?.rss_split_mib();
     Ok(SteadyData {
         resync_seconds: resync.as_secs_f64(),
         window_seconds: elapsed,
@@ -352,6 +358,8 @@ pub async fn steady(
         rss_mib: rss,
         rss_max_mib: rss_max,
         hwm_mib: hwm,
+        rss_anon_mib: rss_anon,
+        rss_file_mib: rss_file,
         apiserver: delta(&api_before, &s.cp.request_counts().await),
     })
 }

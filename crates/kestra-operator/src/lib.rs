@@ -5,6 +5,7 @@ pub mod config;
 pub mod crd;
 pub mod engine;
 pub mod kestra;
+pub mod memory;
 pub mod metrics;
 pub mod operator;
 pub mod server;

@@ -258,12 +258,26 @@ async fn unchanged_resyncs_reapplies_requests_and_restarts_write_nothing() {
     // a write reads each key once; the later ones go through the namespace listing, so the
     // window must hold at least two resyncs after the first, even on a loaded machine.
     reset_counters(&url).await.unwrap();
+    let mut versions = Vec::new();
+    for r in resources {
+        let obj = get_json(&ns.name, r).await.unwrap();
+        versions.push(obj["metadata"]["resourceVersion"].clone());
+    }
     tokio::time::sleep(Duration::from_millis(9_000)).await;
     assert_eq!(
         writes(&url).await.unwrap(),
         Vec::<String>::new(),
         "an unchanged resync must not write"
     );
+    // Nor write the status: the Ready message of the write ("created ...") stays.
+    for (r, version) in resources.iter().zip(&versions) {
+        let obj = get_json(&ns.name, r).await.unwrap();
+        assert_eq!(
+            &obj["metadata"]["resourceVersion"], version,
+            "{r}: a resync rewrote the status: {}",
+            obj["status"]
+        );
+    }
     let listings = count(&url, "GET", "/api/v1/{tenant}/flows/{namespace}")
         .await
         .unwrap();
