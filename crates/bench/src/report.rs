@@ -66,11 +66,12 @@ fn per_object(map: &BTreeMap<String, u64>, n: usize) -> f64 {
     map.values().sum::<u64>() as f64 / n as f64
 }
 
+/// (Sums start from +0.0: `Iterator::sum` of no f64 is -0.0, which would print as "-0".)
 fn api_writes(map: &BTreeMap<String, f64>) -> f64 {
     map.iter()
         .filter(|(k, _)| !k.starts_with("GET") && !k.starts_with("LIST") && !k.starts_with("WATCH"))
         .map(|(_, v)| v)
-        .sum()
+        .fold(0.0, |total, v| total + v)
 }
 
 pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
@@ -619,19 +620,19 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             let Some(d) = data::<ChurnData>(r) else {
                 continue;
             };
-            let errors: f64 = d.reconcile_errors.values().sum();
+            let errors: f64 = d.reconcile_errors.values().fold(0.0, |total, v| total + v);
             let status_writes: f64 = d
                 .apiserver
                 .iter()
                 .filter(|(k, _)| k.ends_with("/status") && !k.starts_with("GET"))
                 .map(|(_, v)| v)
-                .sum();
+                .fold(0.0, |total, v| total + v);
             let events: f64 = d
                 .apiserver
                 .iter()
                 .filter(|(k, _)| k.ends_with(" events") && !k.starts_with("GET"))
                 .map(|(_, v)| v)
-                .sum();
+                .fold(0.0, |total, v| total + v);
             let _ = writeln!(
                 churn,
                 "| {n} | {:.0}/s for {:.0} s ({:.1}/s) | {} | {} | {:.1} | {} | {} | {:.0} | {} | {} | {status_writes:.0} | {events:.0} | {} | {:.1} | {} | {} |",
