@@ -128,8 +128,9 @@ impl Operator {
 
     /// (RssAnon, RssFile) in MiB: the heap and stacks, and the mapped binary and libraries.
     pub fn rss_split_mib(&self) -> (f64, f64) {
-        let mib = |name| status_kib(self.pid(), name).map_or(f64::NAN, |k| k as f64 / 1024.0);
-        (mib("RssAnon:"), mib("RssFile:"))
+        status_kib(self.pid(), ["RssAnon:", "RssFile:"]).map_or((f64::NAN, f64::NAN), |[a, f]| {
+            (a as f64 / 1024.0, f as f64 / 1024.0)
+        })
     }
 
     /// Log lines at WARN or ERROR so far.

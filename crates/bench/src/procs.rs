@@ -33,21 +33,29 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clk_tck())
 }
 
-/// One `/proc/PID/status` field in KiB (`VmRSS:`, `VmHWM:`, `RssAnon:`, ...).
-pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
+/// `/proc/PID/status` fields in KiB (`VmRSS:`, `VmHWM:`, `RssAnon:`, ...), from one read.
+pub fn status_kib<const N: usize>(pid: u32, names: [&str; N]) -> Option<[u64; N]> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(name))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let mut values = [0; N];
+    for (value, name) in values.iter_mut().zip(names) {
+        *value = field(name)?;
+    }
+    Some(values)
 }
 
 /// `VmRSS` and `VmHWM` (peak) in KiB.
 pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
-    Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?))
+    let [rss, hwm] = status_kib(pid, ["VmRSS:", "VmHWM:"])?;
+    Some((rss, hwm))
 }
 
 /// The 1, 5 and 15 minute load averages.

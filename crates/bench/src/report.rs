@@ -66,12 +66,20 @@ fn per_object(map: &BTreeMap<String, u64>, n: usize) -> f64 {
     map.values().sum::<u64>() as f64 / n as f64
 }
 
-/// (Sums start from +0.0: `Iterator::sum` of no f64 is -0.0, which would print as "-0".)
+/// A sum that starts from +0.0: `Iterator::sum` of no f64 is -0.0, which would print as "-0".
+fn total<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+    values.fold(0.0, |total, v| total + v)
+}
+
+/// API-server requests counted under the keys (`VERB resource[/subresource]`) that `keep` accepts.
+fn api_requests(map: &BTreeMap<String, f64>, keep: impl Fn(&str) -> bool) -> f64 {
+    total(map.iter().filter(|(k, _)| keep(k)).map(|(_, v)| v))
+}
+
 fn api_writes(map: &BTreeMap<String, f64>) -> f64 {
-    map.iter()
-        .filter(|(k, _)| !k.starts_with("GET") && !k.starts_with("LIST") && !k.starts_with("WATCH"))
-        .map(|(_, v)| v)
-        .fold(0.0, |total, v| total + v)
+    api_requests(map, |k| {
+        !k.starts_with("GET") && !k.starts_with("LIST") && !k.starts_with("WATCH")
+    })
 }
 
 pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
@@ -620,19 +628,13 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             let Some(d) = data::<ChurnData>(r) else {
                 continue;
             };
-            let errors: f64 = d.reconcile_errors.values().fold(0.0, |total, v| total + v);
-            let status_writes: f64 = d
-                .apiserver
-                .iter()
-                .filter(|(k, _)| k.ends_with("/status") && !k.starts_with("GET"))
-                .map(|(_, v)| v)
-                .fold(0.0, |total, v| total + v);
-            let events: f64 = d
-                .apiserver
-                .iter()
-                .filter(|(k, _)| k.ends_with(" events") && !k.starts_with("GET"))
-                .map(|(_, v)| v)
-                .fold(0.0, |total, v| total + v);
+            let errors = total(d.reconcile_errors.values());
+            let writes_to = |suffix: &str| {
+                api_requests(&d.apiserver, |k| {
+                    k.ends_with(suffix) && !k.starts_with("GET")
+                })
+            };
+            let (status_writes, events) = (writes_to("/status"), writes_to(" events"));
             let _ = writeln!(
                 churn,
                 "| {n} | {:.0}/s for {:.0} s ({:.1}/s) | {} | {} | {:.1} | {} | {} | {:.0} | {} | {} | {status_writes:.0} | {events:.0} | {} | {:.1} | {} | {} |",

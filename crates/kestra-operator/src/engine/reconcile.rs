@@ -305,15 +305,15 @@ async fn finish<A: Adapter>(
         }) => {
             ctx.reset_failures(obj);
             let description = A::describe(&target, &fields);
-            if change.is_none() {
-                log_line = Some(format!("{description} matches the spec"));
-            }
             let message = match change {
-                None => unchanged_sync_message(
-                    ready_condition(previous),
-                    obj.meta().generation,
-                    &description,
-                ),
+                None => {
+                    log_line = Some(format!("{description} matches the spec"));
+                    unchanged_sync_message(
+                        ready_condition(previous),
+                        obj.meta().generation,
+                        &description,
+                    )
+                }
                 Some(Change::Created) => format!("created {description}"),
                 Some(Change::Updated) => format!("updated {description}"),
                 Some(Change::DriftCorrected) => {
