@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 pub const KINDS: [&str; 3] = ["KestraFlow", "KestraKeyValue", "KestraNamespaceFile"];
 
 /// Reasons a reconcile can fail with (`ReconcileError::reason`).
-pub const ERROR_REASONS: [&str; 7] = [
+pub const ERROR_REASONS: [&str; 8] = [
     "InvalidSpec",
     "ReferenceNotFound",
     "KestraUnavailable",
@@ -22,6 +22,7 @@ pub const ERROR_REASONS: [&str; 7] = [
     "Rejected",
     "UnexpectedResponse",
     "KubernetesError",
+    "LeadershipLost",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,6 +53,12 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KestraInfoLabels {
+    pub version: String,
+    pub edition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
     pub kind: &'static str,
     /// `True`, `False` or `Unknown` (the Ready condition).
@@ -72,10 +79,22 @@ pub struct Metrics {
     pub drift_corrections: Family<KindLabels, Counter>,
     pub objects: Family<ConditionLabels, Gauge>,
     pub leader: Gauge,
+    /// 1 for the Kestra version and edition the operator talks to (one series).
+    pub kestra_info: Family<KestraInfoLabels, Gauge>,
     registry: Registry,
 }
 
 impl Metrics {
+    pub fn set_kestra_info(&self, version: &str, edition: &str) {
+        self.kestra_info.clear();
+        self.kestra_info
+            .get_or_create(&KestraInfoLabels {
+                version: version.to_string(),
+                edition: edition.to_string(),
+            })
+            .set(1);
+    }
+
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("kestra_operator");
         let reconciles = Family::<KindLabels, Counter>::default();
@@ -88,6 +107,12 @@ impl Metrics {
         let drift_corrections = Family::<KindLabels, Counter>::default();
         let objects = Family::<ConditionLabels, Gauge>::default();
         let leader = Gauge::default();
+        let kestra_info = Family::<KestraInfoLabels, Gauge>::default();
+        registry.register(
+            "kestra_info",
+            "The Kestra version and edition read from /api/v1/configs at start (unknown when it did not answer)",
+            kestra_info.clone(),
+        );
         registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -141,6 +166,7 @@ impl Metrics {
             drift_corrections,
             objects,
             leader,
+            kestra_info,
             registry,
         })
     }

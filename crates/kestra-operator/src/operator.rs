@@ -49,8 +49,12 @@ fn identity(args: &RunArgs) -> String {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = Metrics::new();
+    // Flips when the leader Lease is lost: every Kestra call in flight stops at once.
+    let (lease_lost_tx, lease_lost) = watch::channel(false);
     let kestra = KestraClient::new(args.client_config()?, metrics.clone())
-        .context("Kestra client settings")?;
+        .context("Kestra client settings")?
+        .fenced_by(lease_lost);
+    detect_kestra(&kestra, &metrics).await;
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
@@ -117,7 +121,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     let result = if args.leader_election {
-        lead_then_run(&args, &identity, shared.clone(), stop_rx.clone()).await
+        lead_then_run(
+            &args,
+            &identity,
+            shared.clone(),
+            stop_rx.clone(),
+            lease_lost_tx,
+        )
+        .await
     } else {
         shared.metrics.leader.set(1);
         run_controllers(shared.clone(), stop_rx.clone()).await;
@@ -150,6 +161,7 @@ async fn lead_then_run(
     identity: &str,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    lease_lost: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let namespace = args
         .leader_election_namespace
@@ -192,6 +204,8 @@ async fn lead_then_run(
         tokio::select! {
             _ = lost_watch.wait_for(|is_leader| !*is_leader) => {
                 tracing::error!("lost the lease: stopping so that another replica can take over");
+                // Before anything else: no Kestra call of this replica may land after this.
+                let _ = lease_lost.send(true);
                 let _ = controllers_stop_tx.send(true);
                 true
             }
@@ -213,6 +227,32 @@ async fn lead_then_run(
         anyhow::bail!("lost the leader lease");
     }
     Ok(())
+}
+
+/// Ask Kestra its version and edition (`/api/v1/configs`, open without credentials), log it and
+/// expose it. The routes and name rules that differ between versions follow from it; without an
+/// answer the operator takes the conservative choice for each and says so.
+async fn detect_kestra(kestra: &KestraClient, metrics: &Metrics) {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        match kestra.server_info().await {
+            Ok(info) => {
+                tracing::info!(version = %info.version, edition = info.edition.as_deref().unwrap_or("unknown"), "Kestra answered");
+                metrics
+                    .set_kestra_info(&info.version, info.edition.as_deref().unwrap_or("unknown"));
+                kestra.set_server_info(info);
+                return;
+            }
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::warn!(%error, attempt, "could not read Kestra's version yet");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Kestra's version is unknown: using the most conservative routes and name rules");
+                metrics.set_kestra_info("unknown", "unknown");
+            }
+        }
+    }
 }
 
 /// Lease timing: a dead leader is replaced within about `LEASE_SECONDS`.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::crd::flow::{FlowStatusFields, KestraFlow};
 use crate::engine::refs::{self, RefKind, Reference};
-use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target};
+use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target, Written};
 use crate::kestra::{Flow, KestraClient, KestraError};
 
 use super::flow_source::check_identity;
@@ -189,7 +189,7 @@ impl Adapter for FlowAdapter {
         kestra: &KestraClient,
         target: &Target,
         desired: &DesiredFlow,
-    ) -> Result<FlowStatusFields, ReconcileError> {
+    ) -> Result<Written<Self>, ReconcileError> {
         let (tenant, namespace, id) = (
             target.tenant(),
             target.namespace.as_str(),
@@ -213,7 +213,10 @@ impl Adapter for FlowAdapter {
         // in between); otherwise update first (the usual case after creation), create when absent,
         // and update again if a concurrent writer created it in between.
         let flow = if absent {
-            match kestra.create_flow(tenant, &desired.source).await? {
+            match kestra
+                .create_flow(tenant, namespace, id, &desired.source)
+                .await?
+            {
                 Some(flow) => flow,
                 None => update_again().await?,
             }
@@ -223,16 +226,29 @@ impl Adapter for FlowAdapter {
                 .await?
             {
                 Some(flow) => flow,
-                None => match kestra.create_flow(tenant, &desired.source).await? {
+                None => match kestra
+                    .create_flow(tenant, namespace, id, &desired.source)
+                    .await?
+                {
                     Some(flow) => flow,
                     None => update_again().await?,
                 },
             }
         };
-        Ok(FlowStatusFields {
+        let fields = FlowStatusFields {
             revision: Some(flow.revision),
             validated: Some(true),
-        })
+        };
+        // Kestra's answer carries the source it stored: the read-back, at no cost.
+        let readback = flow.source.is_some().then_some(ObservedFlow::Present(flow));
+        Ok(Written { fields, readback })
+    }
+
+    fn explain_difference(_: &DesiredFlow, observed: &ObservedFlow) -> String {
+        match observed {
+            ObservedFlow::Absent => "the flow is missing right after it was written".to_string(),
+            _ => "the source Kestra stored differs from spec.source".to_string(),
+        }
     }
 
     fn in_sync_fields(

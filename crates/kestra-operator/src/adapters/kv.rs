@@ -8,8 +8,8 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::kv::{KestraKeyValue, KeyValueStatusFields};
 use crate::engine::refs::{self, RefKind, Reference};
-use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target};
-use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary};
+use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target, Written};
+use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary, KvWrite};
 
 use super::flow::tenant_suffix;
 use super::kv_encoding::{Encoded, encode, expiry, matches};
@@ -20,6 +20,8 @@ pub struct DesiredValue {
     pub encoded: Encoded,
     pub ttl: Option<String>,
     pub description: Option<String>,
+    /// The value came from a Secret: it never appears in a message.
+    pub from_secret: bool,
 }
 
 /// What a check of one key found. Kestra's read of a key gives its type and value; the
@@ -212,6 +214,7 @@ impl Adapter for KeyValueAdapter {
             encoded,
             ttl: r.spec.ttl.clone(),
             description: r.spec.description.clone(),
+            from_secret: secret_source.is_some(),
         })
     }
 
@@ -296,21 +299,44 @@ impl Adapter for KeyValueAdapter {
         kestra: &KestraClient,
         target: &Target,
         desired: &DesiredValue,
-    ) -> Result<KeyValueStatusFields, ReconcileError> {
+    ) -> Result<Written<Self>, ReconcileError> {
         let written_at = Timestamp::now();
         self.seen().remove(target);
+        let write = KvWrite {
+            body: &desired.encoded.body,
+            ttl: desired.ttl.as_deref(),
+            description: desired.description.as_deref(),
+        };
+        let scrub = |error: KestraError| {
+            if desired.from_secret {
+                let raw = desired.encoded.expected.as_str().unwrap_or_default();
+                error.without(&[&desired.encoded.body, raw])
+            } else {
+                error
+            }
+        };
         kestra
-            .put_kv(
-                target.tenant(),
-                &target.namespace,
-                &target.name,
-                &desired.encoded.body,
-                desired.ttl.as_deref(),
-                desired.description.as_deref(),
-            )
-            .await?;
-        Ok(KeyValueStatusFields {
-            type_: Some(desired.encoded.type_.as_str().to_string()),
+            .put_kv(target.tenant(), &target.namespace, &target.name, write)
+            .await
+            .map_err(scrub)?;
+        // Kestra types the body itself: read back what it stored, so that a value it keeps in
+        // another form is reported instead of being rewritten at every resync.
+        let (read, updated) = kestra
+            .get_kv_stamped(target.tenant(), &target.namespace, &target.name)
+            .await
+            .map_err(scrub)?;
+        self.remember(target, &read, updated);
+        let stored_type = match &read {
+            KvRead::Found(entry) => entry.type_.clone(),
+            _ => desired.encoded.type_.as_str().to_string(),
+        };
+        let readback = ObservedKey {
+            read,
+            description: None,
+            written_ttl: desired.ttl.clone(),
+        };
+        let fields = KeyValueStatusFields {
+            type_: Some(stored_type),
             expires_at: desired
                 .ttl
                 .as_deref()
@@ -318,7 +344,28 @@ impl Adapter for KeyValueAdapter {
                 .and_then(|t| t.round(k8s_openapi::jiff::Unit::Second).ok())
                 .map(|t| t.to_string()),
             ttl: desired.ttl.clone(),
+        };
+        Ok(Written {
+            fields,
+            readback: Some(readback),
         })
+    }
+
+    fn explain_difference(desired: &DesiredValue, observed: &ObservedKey) -> String {
+        let sent = desired.encoded.type_.as_str();
+        match &observed.read {
+            KvRead::Found(entry) if entry.type_ != sent => format!(
+                "it was sent as {sent} and Kestra stored type {}",
+                entry.type_
+            ),
+            KvRead::Found(entry) if desired.from_secret => format!(
+                "Kestra stored the {} value from the Secret in another form (not shown)",
+                entry.type_
+            ),
+            KvRead::Found(entry) => format!("the {sent} value was stored as {}", entry.value),
+            KvRead::Missing => "the key is missing right after it was written".to_string(),
+            KvRead::Expired => "the key expired right after it was written".to_string(),
+        }
     }
 
     fn in_sync_fields(
@@ -331,8 +378,12 @@ impl Adapter for KeyValueAdapter {
             _ => None,
         }
         .or_else(|| prior.and_then(|p| p.expires_at.clone()));
+        let stored_type = match &observed.read {
+            KvRead::Found(entry) => entry.type_.clone(),
+            _ => desired.encoded.type_.as_str().to_string(),
+        };
         KeyValueStatusFields {
-            type_: Some(desired.encoded.type_.as_str().to_string()),
+            type_: Some(stored_type),
             expires_at: desired.ttl.as_ref().and(expires_at),
             ttl: desired.ttl.clone(),
         }
@@ -404,6 +455,7 @@ mod diff_tests {
             encoded: encode(&serde_json::json!("v"), None).unwrap(),
             ttl: ttl.map(str::to_string),
             description: description.map(str::to_string),
+            from_secret: false,
         }
     }
 
@@ -486,7 +538,14 @@ mod listing_tests {
         };
         let put = |v: &'static str| {
             let kestra = kestra.clone();
-            async move { kestra.put_kv(tenant, ns, "k", v, None, None).await.unwrap() }
+            async move {
+                let write = KvWrite {
+                    body: v,
+                    ttl: None,
+                    description: None,
+                };
+                kestra.put_kv(tenant, ns, "k", write).await.unwrap()
+            }
         };
         put("\"v1\"").await;
         let adapter = KeyValueAdapter::default();

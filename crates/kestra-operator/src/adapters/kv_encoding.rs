@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use k8s_openapi::jiff::tz::TimeZone;
 use k8s_openapi::jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp, civil::Date};
 use regex::Regex;
 use serde_json::Value;
@@ -133,30 +134,37 @@ pub fn encode(value: &Value, forced: Option<KvType>) -> Result<Encoded, String> 
         },
         (Some(KvType::Date), Value::String(s)) => {
             let text = s.trim();
-            if text.len() == 10 && text.parse::<Date>().is_ok() {
-                Ok(Encoded {
+            match text.parse::<Date>() {
+                Ok(date) if text.len() == 10 && in_kestra_years(date.year()) => Ok(Encoded {
                     body: text.to_string(),
                     type_: KvType::Date,
                     expected: Value::String(text.to_string()),
-                })
-            } else {
-                Err(format!(
-                    "spec.type DATE needs a date such as 2026-01-31, and {s:?} is not one"
-                ))
+                }),
+                _ => Err(format!(
+                    "spec.type DATE needs a date from 0001-01-01 to 9999-12-31 such as 2026-01-31, \
+                     and {s:?} is not one"
+                )),
             }
         }
         (Some(KvType::Datetime), Value::String(s)) => {
             let text = s.trim();
-            if DATETIME.is_match(text) && text.parse::<Timestamp>().is_ok() {
-                Ok(Encoded {
-                    body: text.to_string(),
+            // Kestra keeps a date-time as DATETIME only in UTC (`Z`): with another offset it
+            // stores type JSON, so the instant is written in UTC.
+            let utc = DATETIME
+                .is_match(text)
+                .then(|| text.parse::<Timestamp>().ok())
+                .flatten()
+                .filter(|t| in_kestra_years(t.to_zoned(TimeZone::UTC).year()));
+            match utc {
+                Some(instant) => Ok(Encoded {
+                    body: instant.to_string(),
                     type_: KvType::Datetime,
-                    expected: Value::String(text.to_string()),
-                })
-            } else {
-                Err(format!(
-                    "spec.type DATETIME needs a date-time with an offset such as 2026-01-31T10:00:00Z, and {s:?} is not one"
-                ))
+                    expected: Value::String(instant.to_string()),
+                }),
+                None => Err(format!(
+                    "spec.type DATETIME needs a date-time with an offset, in the years 0001 to 9999 \
+                     (UTC), such as 2026-01-31T10:00:00Z, and {s:?} is not one"
+                )),
             }
         }
         (Some(KvType::Duration), Value::String(s)) => {
@@ -180,6 +188,11 @@ pub fn encode(value: &Value, forced: Option<KvType>) -> Result<Encoded, String> 
         },
         (Some(t), _) => mismatch(t, ""),
     }
+}
+
+/// Kestra (Java's `LocalDate`, as 1.3 parses it) refuses years outside 1 to 9999 with a 500.
+fn in_kestra_years(year: i16) -> bool {
+    (1..=9999).contains(&year)
 }
 
 fn same_instant(a: &Value, b: &Value) -> bool {
@@ -310,10 +323,16 @@ mod tests {
                 KvType::Datetime,
                 "2021-09-01T01:02:03Z",
             ),
+            // Kestra stores an offset other than Z as type JSON: sent in UTC.
             (
                 json!("2021-09-01T01:02:03.5+02:00"),
                 KvType::Datetime,
-                "2021-09-01T01:02:03.5+02:00",
+                "2021-08-31T23:02:03.5Z",
+            ),
+            (
+                json!("2026-12-01T10:00:00+02:00"),
+                KvType::Datetime,
+                "2026-12-01T08:00:00Z",
             ),
             (json!("PT1H30M"), KvType::Duration, "\"PT1H30M\""),
             (json!("42"), KvType::Number, "42"),
@@ -336,6 +355,9 @@ mod tests {
             (json!("abc"), KvType::Number),
             (json!("yes"), KvType::Boolean),
             (json!("2021-13-01"), KvType::Date),
+            (json!("0000-01-01"), KvType::Date),
+            (json!("0000-06-01T00:00:00Z"), KvType::Datetime),
+            (json!("0001-01-01T00:30:00+01:00"), KvType::Datetime),
             (json!("2021-09-01T01:02:03"), KvType::Datetime),
             (json!("5 minutes"), KvType::Duration),
             (json!("not json"), KvType::Json),

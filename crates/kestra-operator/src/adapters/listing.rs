@@ -235,7 +235,7 @@ mod tests {
             Ok(None)
         ));
         let down = KestraError::Unavailable {
-            what: "timeout".into(),
+            what: crate::kestra::Unavailability::Timeout,
             message: "no answer".into(),
         };
         assert!(if_offered::<()>(Err(down)).is_err());

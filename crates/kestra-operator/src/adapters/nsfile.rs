@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::crd::nsfile::{KestraNamespaceFile, NamespaceFileStatusFields};
 use crate::engine::refs::{self, Reference};
-use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target};
-use crate::kestra::{FileStat, KestraClient, KestraError};
+use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, Target, Written};
+use crate::kestra::{Dialect, FileStat, KestraClient, KestraError};
 
 use super::flow::tenant_suffix;
 use super::listing::{NamespaceListings, if_offered, split_path};
@@ -130,8 +130,16 @@ impl Adapter for NamespaceFileAdapter {
         r.status.as_ref()
     }
 
-    fn object_name(r: &KestraNamespaceFile) -> Result<String, ReconcileError> {
-        normalise(&r.spec.filename).map_err(ReconcileError::InvalidSpec)
+    /// On a Kestra that stores a space in a file name as `+` (1.x), the name is kept in that
+    /// form: `a b.txt` and `a+b.txt` are then one file, so one target (a Conflict between two
+    /// resources), and the directory listing, which shows `a+b.txt`, finds it.
+    fn object_name(r: &KestraNamespaceFile, dialect: &Dialect) -> Result<String, ReconcileError> {
+        let path = normalise(&r.spec.filename).map_err(ReconcileError::InvalidSpec)?;
+        Ok(if dialect.folds_space_and_plus_in_file_names() {
+            path.replace(' ', "+")
+        } else {
+            path
+        })
     }
 
     fn references(r: &KestraNamespaceFile) -> Vec<Reference> {
@@ -246,7 +254,7 @@ impl Adapter for NamespaceFileAdapter {
         kestra: &KestraClient,
         target: &Target,
         desired: &DesiredFile,
-    ) -> Result<NamespaceFileStatusFields, ReconcileError> {
+    ) -> Result<Written<Self>, ReconcileError> {
         self.seen().remove(target);
         kestra
             .upload_file(
@@ -256,7 +264,15 @@ impl Adapter for NamespaceFileAdapter {
                 desired.content.clone(),
             )
             .await?;
-        Ok(fields_for(&desired.content))
+        // Kestra stores the bytes as sent: there is nothing to read back.
+        Ok(Written {
+            fields: fields_for(&desired.content),
+            readback: None,
+        })
+    }
+
+    fn explain_difference(_: &DesiredFile, _: &ObservedFile) -> String {
+        "its content differs from the spec's".to_string()
     }
 
     fn in_sync_fields(

@@ -61,6 +61,11 @@ pub const RESERVED_FLOW_IDS: [&str; 10] = [
         .message("set exactly one of spec.source (the flow YAML) or spec.sourceFrom (a ConfigMap key holding it)"),
     validation = Rule::new("!(self.id in ['pause', 'resume', 'force-run', 'change-status', 'kill', 'executions', 'search', 'source', 'disable', 'enable'])")
         .message("spec.id is a name Kestra reserves for its API (pause, resume, force-run, change-status, kill, executions, search, source, disable, enable): choose another flow id"),
+    // Kestra routes a literal path segment before a `{namespace}`: `DELETE flows/delete/by-query`
+    // deletes every flow of the tenant, `GET flows/export/by-query` exports them, `GET
+    // flows/search` searches. A flow in such a namespace could only be reached through those.
+    validation = Rule::new("!(self.__namespace__ in ['search', 'source', 'distinct-namespaces', 'deprecated', 'export', 'delete', 'disable', 'enable', 'validate', 'graph', 'bulk', 'import', 'expressions'])")
+        .message("spec.namespace is a word Kestra's flow API uses as a route (search, source, distinct-namespaces, deprecated, export, delete, disable, enable, validate, graph, bulk, import, expressions): requests for this flow would reach that route instead (DELETE flows/delete/by-query deletes every flow of the tenant); choose another namespace, e.g. company.delete"),
     validation = Rule::new("self.id == oldSelf.id")
         .message("spec.id is immutable: create a new KestraFlow to manage another flow"),
     validation = Rule::new("self.__namespace__ == oldSelf.__namespace__")

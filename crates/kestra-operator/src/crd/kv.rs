@@ -74,6 +74,9 @@ impl KvType {
 // `value` may be any JSON, which CEL cannot see: exactly-one-of is a schema `oneOf` here.
 #[schemars(extend("oneOf" = [{"required": ["value"]}, {"required": ["valueFrom"]}]))]
 #[x_kube(
+    // `GET .../kv/inheritance` is Kestra's listing of the parent namespaces' keys, not the key.
+    validation = Rule::new("self.key != 'inheritance'")
+        .message("spec.key 'inheritance' cannot be read back from Kestra (GET .../kv/inheritance is Kestra's listing of inherited keys): choose another key"),
     validation = Rule::new("self.key == oldSelf.key")
         .message("spec.key is immutable: create a new KestraKeyValue to manage another key"),
     validation = Rule::new("self.__namespace__ == oldSelf.__namespace__")

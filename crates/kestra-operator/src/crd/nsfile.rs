@@ -66,7 +66,9 @@ pub struct KestraNamespaceFileSpec {
         validation = Rule::new("!self.matches('^/?_flows(/|$)')")
             .message("spec.filename must not be under _flows: Kestra reserves that folder for flows"),
         validation = Rule::new("!self.endsWith('/') && !self.matches('//')")
-            .message("spec.filename must name a file: no trailing '/' and no empty path segment")
+            .message("spec.filename must name a file: no trailing '/' and no empty path segment"),
+        validation = Rule::new("!self.matches('[[:cntrl:]]')")
+            .message("spec.filename must not contain control characters (tab, newline, ...): Kestra cannot store such a name as given")
     )]
     pub filename: String,
     /// The file's content as UTF-8 text.

@@ -10,7 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::error::ReconcileError;
 use super::refs::Reference;
 use crate::crd::{DeletionPolicy, KestraStatus};
-use crate::kestra::{KestraClient, KestraError};
+use crate::kestra::{Dialect, KestraClient, KestraError};
 
 /// The spec fields every kind shares.
 pub struct Common<'a> {
@@ -70,6 +70,14 @@ pub enum ObserveMode {
 
 pub type Status<A> = KestraStatus<<A as Adapter>::Fields>;
 
+/// The result of a write.
+pub struct Written<A: Adapter> {
+    pub fields: A::Fields,
+    /// Kestra's state right after the write, when the kind read it back (or the write's answer
+    /// carried it): compared with the spec to stop a rewrite loop.
+    pub readback: Option<A::Observed>,
+}
+
 /// A kind adapter: small, mostly pure; the engine owns the lifecycle.
 pub trait Adapter: Send + Sync + Sized + 'static {
     type Resource: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -93,8 +101,12 @@ pub trait Adapter: Send + Sync + Sized + 'static {
 
     fn common(resource: &Self::Resource) -> Common<'_>;
     fn status(resource: &Self::Resource) -> Option<&Status<Self>>;
-    /// The Kestra object's name as the API addresses it (e.g. a normalised path).
-    fn object_name(resource: &Self::Resource) -> Result<String, ReconcileError> {
+    /// The Kestra object's name as Kestra keys it (e.g. a normalised path): two resources
+    /// whose names Kestra stores as one object get the same name here.
+    fn object_name(
+        resource: &Self::Resource,
+        _dialect: &Dialect,
+    ) -> Result<String, ReconcileError> {
         Ok(Self::common(resource).name.to_string())
     }
     /// Secrets and ConfigMaps the spec reads.
@@ -118,13 +130,17 @@ pub trait Adapter: Send + Sync + Sized + 'static {
     /// Pure comparison: never churn Kestra for an equal object.
     fn diff(desired: &Self::Desired, observed: &Self::Observed) -> Diff;
 
-    /// Write the desired state; returns the status fields it produced.
+    /// Write the desired state; returns the status fields it produced and, when the kind can
+    /// have Kestra store something else than what was sent, what Kestra holds right after.
     fn write(
         &self,
         kestra: &KestraClient,
         target: &Target,
         desired: &Self::Desired,
-    ) -> impl Future<Output = Result<Self::Fields, ReconcileError>> + Send;
+    ) -> impl Future<Output = Result<Written<Self>, ReconcileError>> + Send;
+
+    /// What Kestra changed, when the read-back after a write still differs from the spec.
+    fn explain_difference(desired: &Self::Desired, observed: &Self::Observed) -> String;
 
     /// Status fields when Kestra already matched.
     fn in_sync_fields(

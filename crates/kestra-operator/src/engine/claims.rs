@@ -37,12 +37,41 @@ fn bucket(target: &Target) -> u64 {
     )
 }
 
-/// Kept small: one entry per resource (about 0.5 KB), the uid shared by both maps.
+/// The directories above a path-like name (`/a/b/c.txt` -> `/a`, `/a/b`); none for flow ids
+/// and keys, which hold no `/`. A file there and a file above it cannot both exist in Kestra.
+fn ancestors(target: &Target) -> impl Iterator<Item = Target> + '_ {
+    target
+        .name
+        .match_indices('/')
+        .map(|(i, _)| i)
+        .filter(|i| *i > 0)
+        .map(|i| Target {
+            name: target.name[..i].to_string(),
+            ..target.clone()
+        })
+}
+
+fn push(map: &mut HashMap<u64, Vec<Arc<str>>>, key: u64, uid: &Arc<str>) {
+    map.entry(key).or_default().push(uid.clone());
+}
+
+fn pull(map: &mut HashMap<u64, Vec<Arc<str>>>, key: u64, uid: &str) {
+    if let Some(uids) = map.get_mut(&key) {
+        uids.retain(|u| &**u != uid);
+        if uids.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+/// Kept small: one entry per resource (about 0.5 KB), the uid shared by the maps.
 #[derive(Default)]
 struct Inner {
     by_uid: HashMap<Arc<str>, Entry>,
     /// Resources by the hash of the Kestra object they name (the entry's target is compared too).
     by_target: HashMap<u64, Vec<Arc<str>>>,
+    /// Resources by the hash of each directory above the object they name.
+    by_ancestor: HashMap<u64, Vec<Arc<str>>>,
     /// Per watch (a Kubernetes namespace, or all), the resources listed since its relist began.
     relisting: HashMap<Option<String>, HashSet<Arc<str>>>,
 }
@@ -52,12 +81,9 @@ impl Inner {
         let Some(entry) = self.by_uid.remove(uid) else {
             return;
         };
-        let key = bucket(&entry.target);
-        if let Some(uids) = self.by_target.get_mut(&key) {
-            uids.retain(|u| &**u != uid);
-            if uids.is_empty() {
-                self.by_target.remove(&key);
-            }
+        pull(&mut self.by_target, bucket(&entry.target), uid);
+        for above in ancestors(&entry.target) {
+            pull(&mut self.by_ancestor, bucket(&above), uid);
         }
     }
 
@@ -76,10 +102,10 @@ impl Inner {
         self.remove(&uid);
         // A resource whose Kestra object cannot be resolved claims nothing.
         if let Some(target) = target {
-            self.by_target
-                .entry(bucket(&target))
-                .or_default()
-                .push(uid.clone());
+            push(&mut self.by_target, bucket(&target), &uid);
+            for above in ancestors(&target) {
+                push(&mut self.by_ancestor, bucket(&above), &uid);
+            }
             self.by_uid.insert(
                 uid.clone(),
                 Entry {
@@ -117,24 +143,29 @@ impl ClaimIndex {
     /// Apply one event of the watch of `scope` (a Kubernetes namespace, or all), as its cache
     /// does; `target_of` names the Kestra object a resource claims (`None` when it cannot be
     /// resolved).
+    /// Returns the uids of the resources that are gone.
     pub fn observe<K: Resource>(
         &self,
         scope: &Option<String>,
         event: &Event<K>,
         target_of: impl Fn(&K) -> Option<Target>,
-    ) {
+    ) -> Vec<String> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match event {
             Event::Apply(obj) => {
                 inner.apply(obj, target_of);
+                Vec::new()
             }
-            Event::Delete(obj) => {
-                if let Some(uid) = &obj.meta().uid {
+            Event::Delete(obj) => match &obj.meta().uid {
+                Some(uid) => {
                     inner.remove(uid);
+                    vec![uid.clone()]
                 }
-            }
+                None => Vec::new(),
+            },
             Event::Init => {
                 inner.relisting.insert(scope.clone(), HashSet::new());
+                Vec::new()
             }
             Event::InitApply(obj) => {
                 if let Some(uid) = inner.apply(obj, target_of) {
@@ -144,6 +175,7 @@ impl ClaimIndex {
                         .or_default()
                         .insert(uid);
                 }
+                Vec::new()
             }
             Event::InitDone => {
                 // What the relist did not return was deleted while the watch was down.
@@ -157,28 +189,58 @@ impl ClaimIndex {
                     })
                     .map(|(uid, _)| uid.clone())
                     .collect();
-                for uid in gone {
-                    inner.remove(&uid);
+                for uid in &gone {
+                    inner.remove(uid);
                 }
+                gone.iter().map(|uid| uid.to_string()).collect()
             }
         }
     }
 
-    /// The resources naming `target`.
+    /// Whether some watch is relisting: until it is done, a claimant may be missing here.
+    pub fn relisting(&self) -> bool {
+        !self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .relisting
+            .is_empty()
+    }
+
+    /// The resources naming `target`, or an object above or below it in the directory tree
+    /// (a file `x` and a file `x/y` cannot both exist).
     pub fn claimants(&self, target: &Target) -> Vec<Claimant> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(uids) = inner.by_target.get(&bucket(target)) else {
-            return Vec::new();
+        let claimant = |uid: &Arc<str>, e: &Entry| Claimant {
+            uid: uid.to_string(),
+            claim: e.claim.clone(),
+            deleting: e.deleting,
         };
-        uids.iter()
+        let naming = |t: &Target| {
+            inner
+                .by_target
+                .get(&bucket(t))
+                .into_iter()
+                .flatten()
+                .filter_map(|uid| inner.by_uid.get(uid).map(|e| (uid, e)))
+                .filter(move |(_, e)| e.target == *t)
+                .map(|(uid, e)| claimant(uid, e))
+                .collect::<Vec<_>>()
+        };
+        let mut found = naming(target);
+        for above in ancestors(target) {
+            found.extend(naming(&above));
+        }
+        let below = inner
+            .by_ancestor
+            .get(&bucket(target))
+            .into_iter()
+            .flatten()
             .filter_map(|uid| inner.by_uid.get(uid).map(|e| (uid, e)))
-            .filter(|(_, e)| e.target == *target)
-            .map(|(uid, e)| Claimant {
-                uid: uid.to_string(),
-                claim: e.claim.clone(),
-                deleting: e.deleting,
-            })
-            .collect()
+            .filter(|(_, e)| ancestors(&e.target).any(|a| a == *target))
+            .map(|(uid, e)| claimant(uid, e));
+        found.extend(below);
+        found
     }
 }
 
@@ -242,6 +304,38 @@ mod tests {
     }
 
     #[test]
+    fn paths_above_and_below_each_other_overlap() {
+        let index = ClaimIndex::default();
+        index.observe(&None, &Event::Apply(obj("u1", "a", "x", "/d")), target_of);
+        index.observe(
+            &None,
+            &Event::Apply(obj("u2", "a", "y", "/d/e/f.txt")),
+            target_of,
+        );
+        index.observe(
+            &None,
+            &Event::Apply(obj("u3", "a", "z", "/d2/f.txt")),
+            target_of,
+        );
+        assert_eq!(uids(&index, "/d"), vec!["u1", "u2"]);
+        assert_eq!(uids(&index, "/d/e"), vec!["u1", "u2"]);
+        assert_eq!(uids(&index, "/d/e/f.txt"), vec!["u1", "u2"]);
+        assert_eq!(uids(&index, "/d2/f.txt"), vec!["u3"]);
+        assert!(uids(&index, "/d2/f").is_empty());
+        let gone = index.observe(&None, &Event::Delete(obj("u1", "a", "x", "/d")), target_of);
+        assert_eq!(gone, vec!["u1"]);
+        assert_eq!(uids(&index, "/d/e/f.txt"), vec!["u2"]);
+        index.observe(
+            &None,
+            &Event::Delete(obj("u2", "a", "y", "/d/e/f.txt")),
+            target_of,
+        );
+        // Only the directory above the remaining claim is left.
+        let inner = index.inner.lock().unwrap();
+        assert_eq!(inner.by_ancestor.len(), 1);
+    }
+
+    #[test]
     fn marks_deleting_and_keeps_the_claim() {
         let index = ClaimIndex::default();
         let mut o = obj("u1", "a", "x", "f");
@@ -267,9 +361,12 @@ mod tests {
         index.observe(&b, &Event::Apply(obj("u3", "b", "z", "f")), target_of);
         index.observe(&a, &Event::<ConfigMap>::Init, target_of);
         index.observe(&a, &Event::InitApply(obj("u2", "a", "y", "f")), target_of);
-        // Until the relist is done, nothing is dropped.
+        // Until the relist is done, nothing is dropped, and the index says it is relisting.
         assert_eq!(uids(&index, "f"), vec!["u1", "u2", "u3"]);
-        index.observe(&a, &Event::<ConfigMap>::InitDone, target_of);
+        assert!(index.relisting());
+        let gone = index.observe(&a, &Event::<ConfigMap>::InitDone, target_of);
+        assert_eq!(gone, vec!["u1"]);
+        assert!(!index.relisting());
         assert_eq!(uids(&index, "f"), vec!["u2", "u3"]);
     }
 }

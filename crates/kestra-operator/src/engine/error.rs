@@ -34,6 +34,7 @@ impl ReconcileError {
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::ReferenceNotFound(_) => "ReferenceNotFound",
             Self::Kestra(KestraError::Unavailable { .. }) => "KestraUnavailable",
+            Self::Kestra(KestraError::Fenced) => "LeadershipLost",
             Self::Kestra(KestraError::Unauthorized { .. }) => "Unauthorized",
             Self::Kestra(KestraError::Rejected { .. }) => "Rejected",
             Self::Kestra(KestraError::Config(_)) => "InvalidSpec",
@@ -71,6 +72,7 @@ impl ReconcileError {
                 "create the referenced object or key; the resource syncs as soon as it exists"
             }
             Self::Kestra(KestraError::Unavailable { .. }) => "retrying with backoff",
+            Self::Kestra(KestraError::Fenced) => "the new leader takes over",
             Self::Kestra(KestraError::Unauthorized { .. }) => {
                 "check the operator's Kestra credentials (KESTRA_API_API_KEY or KESTRA_API_BASIC_AUTH) and their permissions; retrying with backoff"
             }

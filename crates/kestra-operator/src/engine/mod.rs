@@ -2,13 +2,17 @@
 
 mod adapter;
 mod claims;
+mod cleanup;
 mod error;
 mod events;
+mod finalizer;
 mod ownership;
 mod reconcile;
+mod record;
 pub mod refs;
 mod runner;
 pub mod status;
+mod sync;
 
 use std::collections::HashMap;
 use std::hash::RandomState;
@@ -20,7 +24,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use adapter::{Adapter, Common, Diff, ObserveMode, Status, Target};
+pub use adapter::{Adapter, Common, Diff, ObserveMode, Status, Target, Written};
 pub use error::{ReconcileError, Retry};
 pub use events::EventRecorder;
 pub use reconcile::now_rfc3339;
@@ -33,10 +37,78 @@ pub const FINALIZER: &str = "model.kestra.io/finalizer";
 /// Set to any new value (e.g. a timestamp) to ask for an immediate sync.
 pub const RECONCILE_REQUEST_ANNOTATION: &str = "model.kestra.io/reconcile-requested-at";
 
-type ObjectKey = (String, String);
+/// In-memory state is keyed by the resource's uid: a resource deleted and created again under
+/// the same name starts afresh.
+type ObjectKey = String;
 
 fn object_key<K: Resource>(obj: &K) -> ObjectKey {
-    (obj.namespace().unwrap_or_default(), obj.name_any())
+    obj.meta().uid.clone().unwrap_or_default()
+}
+
+/// One lock per Kestra object: the reconciles of every resource naming it take turns, so an
+/// ownership decision and the write or delete it allows are never interleaved with another's.
+#[derive(Default)]
+pub struct TargetLocks {
+    locks: Mutex<HashMap<Target, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TargetLocks {
+    pub async fn lock(&self, target: &Target) -> TargetGuard<'_> {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(target.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        TargetGuard {
+            locks: self,
+            target: target.clone(),
+            _guard: guard,
+        }
+    }
+}
+
+/// Held while a reconcile decides about and acts on one Kestra object.
+pub struct TargetGuard<'a> {
+    locks: &'a TargetLocks,
+    target: Target,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for TargetGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // The map holds one reference and this guard another: nobody else waits, drop the entry.
+        if locks
+            .get(&self.target)
+            .is_some_and(|l| Arc::strong_count(l) <= 2)
+        {
+            locks.remove(&self.target);
+        }
+    }
+}
+
+/// What the engine remembers of each resource between reconciles, evicted when it is gone.
+#[derive(Default)]
+pub struct Memory {
+    failures: Mutex<HashMap<ObjectKey, u32>>,
+    /// Digest of the desired state last synced, to tell drift from a changed reference.
+    last_digests: Mutex<HashMap<ObjectKey, u64>>,
+}
+
+impl Memory {
+    pub fn forget(&self, uid: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+        self.last_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
 }
 
 /// Per-kind state the reconciles share.
@@ -51,9 +123,8 @@ pub struct KindContext<A: Adapter> {
     stores_ready: Arc<std::sync::atomic::AtomicBool>,
     /// Wakes a resource (routed to its namespace's controller).
     peers: HashMap<Option<String>, UnboundedSender<ObjectRef<A::Resource>>>,
-    failures: Mutex<HashMap<ObjectKey, u32>>,
-    /// Digest of the desired state last synced, to tell drift from a changed reference.
-    last_digests: Mutex<HashMap<ObjectKey, u64>>,
+    memory: Arc<Memory>,
+    locks: TargetLocks,
     digests: RandomState,
 }
 
@@ -66,18 +137,27 @@ impl<A: Adapter> KindContext<A> {
         target_of::<A>(self.kestra(), obj)
     }
 
-    /// The older resource that owns `target`, when it is not `obj`.
-    fn conflict_owner(&self, obj: &A::Resource, target: &Target) -> Option<String> {
+    /// The older resource that owns `target` (or an object above or below it), when it is not
+    /// `obj`, from the watch caches. A resource being deleted stays a claimant until its
+    /// finalizer is gone, so that nobody takes over an object its cleanup may still delete.
+    ///
+    /// Returns the owner and whether it is being deleted.
+    fn conflict_owner(
+        &self,
+        obj: &A::Resource,
+        target: &Target,
+    ) -> Option<(ownership::Claim, bool)> {
         let me = reconcile::claim_of(obj);
-        let mut claims = vec![me.clone()];
+        let mut claims = vec![(me.clone(), false)];
         for other in self.claims.claimants(target) {
-            if obj.meta().uid.as_ref() == Some(&other.uid) || other.deleting {
+            if obj.meta().uid.as_ref() == Some(&other.uid) {
                 continue;
             }
-            claims.push(other.claim);
+            claims.push((other.claim, other.deleting));
         }
-        let owner = reconcile::owner_of(&claims)?;
-        (owner != &me).then(|| format!("{}/{}", owner.namespace, owner.name))
+        let owner = ownership::owner(claims.iter().map(|(c, _)| c))?.clone();
+        let deleting = claims.iter().any(|(c, d)| *c == owner && *d);
+        (owner != me).then_some((owner, deleting))
     }
 
     /// Reconcile the other resources naming `target` (a conflict loser may now own it).
@@ -104,7 +184,11 @@ impl<A: Adapter> KindContext<A> {
 
     /// Exponential backoff per object, capped.
     fn backoff(&self, obj: &A::Resource) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failures = self
+            .memory
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let count = failures.entry(object_key(obj)).or_insert(0);
         *count = count.saturating_add(1);
         backoff_delay(
@@ -115,14 +199,16 @@ impl<A: Adapter> KindContext<A> {
     }
 
     fn reset_failures(&self, obj: &A::Resource) {
-        self.failures
+        self.memory
+            .failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&object_key(obj));
     }
 
     fn last_digest(&self, obj: &A::Resource) -> Option<u64> {
-        self.last_digests
+        self.memory
+            .last_digests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&object_key(obj))
@@ -130,17 +216,15 @@ impl<A: Adapter> KindContext<A> {
     }
 
     fn remember_digest(&self, obj: &A::Resource, digest: u64) {
-        self.last_digests
+        self.memory
+            .last_digests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(object_key(obj), digest);
     }
 
-    fn forget_digest(&self, obj: &A::Resource) {
-        self.last_digests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&object_key(obj));
+    fn forget(&self, obj: &A::Resource) {
+        self.memory.forget(&object_key(obj));
     }
 
     async fn patch_status(&self, obj: &A::Resource, status: &Status<A>) -> Result<(), kube::Error> {
@@ -188,7 +272,8 @@ impl<A: Adapter> KindContext<A> {
     }
 }
 
-/// The Kestra object a resource names, with the tenant resolved.
+/// The Kestra object a resource names, with the tenant resolved, in the form Kestra keys it by
+/// (two names Kestra stores as one are one target).
 fn target_of<A: Adapter>(
     kestra: &KestraClient,
     obj: &A::Resource,
@@ -197,7 +282,7 @@ fn target_of<A: Adapter>(
     Ok(Target {
         tenant: kestra.tenant_for(common.tenant)?,
         namespace: common.namespace.to_string(),
-        name: A::object_name(obj)?,
+        name: A::object_name(obj, &kestra.dialect())?,
     })
 }
 

@@ -98,6 +98,7 @@ pub async fn run_kind<A: Adapter>(
     let mut peers = HashMap::new();
     let mut controllers = Vec::new();
     let claims = Arc::new(ClaimIndex::default());
+    let memory = Arc::new(super::Memory::default());
     for scope in &scopes {
         let api: Api<A::Resource> = match scope {
             Some(ns) => Api::namespaced(shared.client.clone(), ns),
@@ -105,12 +106,17 @@ pub async fn run_kind<A: Adapter>(
         };
         let (reader, writer) = reflector::store();
         let (index, index_scope, kestra) = (claims.clone(), scope.clone(), shared.kestra.clone());
+        let forget = memory.clone();
         let trigger = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(trim_for_cache)
             .reflect(writer)
             .inspect_ok(move |event| {
-                index.observe(&index_scope, event, |obj| target_of::<A>(&kestra, obj).ok());
+                let gone =
+                    index.observe(&index_scope, event, |obj| target_of::<A>(&kestra, obj).ok());
+                for uid in gone {
+                    forget.forget(&uid);
+                }
             })
             .touched_objects()
             .predicate_filter(trigger_hash::<A::Resource>, PredicateConfig::default());
@@ -137,8 +143,8 @@ pub async fn run_kind<A: Adapter>(
         claims,
         stores_ready: stores_ready.clone(),
         peers,
-        failures: Default::default(),
-        last_digests: Default::default(),
+        memory,
+        locks: Default::default(),
         digests: Default::default(),
     });
     tokio::spawn(mark_ready(shared.clone(), stores.clone(), stores_ready));

@@ -4,6 +4,8 @@ use crate::crd::{Condition, KestraStatus};
 
 pub const READY: &str = "Ready";
 pub const STALLED: &str = "Stalled";
+/// The Ready reason of a resource whose spec Kestra keeps in another form.
+pub const NOT_REPRESENTABLE: &str = "NotRepresentable";
 
 /// The result of one reconcile, as the user will read it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,12 +2,38 @@
 
 use serde::Deserialize;
 
+/// What kind of outage a call met: the retry policy depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailability {
+    Timeout,
+    /// The connection could not be made: nothing reached Kestra, so any call may be retried.
+    Connect,
+    /// The connection broke during the exchange.
+    Transport,
+    /// Kestra answered with this 5xx, 408 or 429 status.
+    Status(u16),
+}
+
+impl std::fmt::Display for Unavailability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timeout"),
+            Self::Connect => f.write_str("connection failed"),
+            Self::Transport => f.write_str("transport error"),
+            Self::Status(status) => write!(f, "HTTP {status}"),
+        }
+    }
+}
+
 /// Why a Kestra call failed, in the categories the operator acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum KestraError {
     /// No usable answer: refused connection, timeout, 5xx, 429. Retried with backoff.
     #[error("Kestra is unavailable ({what}): {message}")]
-    Unavailable { what: String, message: String },
+    Unavailable {
+        what: Unavailability,
+        message: String,
+    },
     /// 401 or 403: the credentials are missing, wrong or lack a permission.
     #[error("Kestra refused the credentials (HTTP {status}): {message}")]
     Unauthorized { status: u16, message: String },
@@ -23,6 +49,9 @@ pub enum KestraError {
     /// The operator's own settings make the request impossible.
     #[error("{0}")]
     Config(String),
+    /// This replica lost the leader Lease: the call was not sent, or was abandoned.
+    #[error("this replica is no longer the leader; the call to Kestra was abandoned")]
+    Fenced,
 }
 
 impl KestraError {
@@ -33,7 +62,7 @@ impl KestraError {
             401 | 403 => Self::Unauthorized { status, message },
             400 | 409 | 422 => Self::Rejected { status, message },
             408 | 429 | 500..=599 => Self::Unavailable {
-                what: format!("HTTP {status}"),
+                what: Unavailability::Status(status),
                 message,
             },
             _ => Self::Unexpected { status, message },
@@ -43,6 +72,49 @@ impl KestraError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
     }
+
+    /// The same error with every copy of `secret` (and of the request body carrying it) cut
+    /// out of Kestra's message: some versions quote the whole body in their errors.
+    pub fn without(self, secrets: &[&str]) -> Self {
+        let scrub = |message: String| redact(message, secrets);
+        match self {
+            Self::Unavailable { what, message } => Self::Unavailable {
+                what,
+                message: scrub(message),
+            },
+            Self::Unauthorized { status, message } => Self::Unauthorized {
+                status,
+                message: scrub(message),
+            },
+            Self::Rejected { status, message } => Self::Rejected {
+                status,
+                message: scrub(message),
+            },
+            Self::Unexpected { status, message } => Self::Unexpected {
+                status,
+                message: scrub(message),
+            },
+            Self::Decode(message) => Self::Decode(scrub(message)),
+            other @ (Self::Config(_) | Self::Fenced) => other,
+        }
+    }
+}
+
+/// Replace each non-empty secret in `message` (longest first, so that a body containing the
+/// value goes whole) with a marker.
+fn redact(mut message: String, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        if message.contains(secret) {
+            message = message.replace(secret, "<value from a Secret, not shown>");
+        }
+    }
+    message
 }
 
 fn fallback_message(status: u16, body: &[u8]) -> String {
@@ -210,6 +282,21 @@ mod tests {
             err.to_string(),
             "Kestra is unavailable (HTTP 502): Bad Gateway"
         );
+    }
+
+    #[test]
+    fn secrets_are_cut_out_of_kestra_messages() {
+        let body = br#"{"message":"Invalid JSON value for: \"hunter2-secret\""}"#;
+        let err =
+            KestraError::from_status(422, body).without(&["\"hunter2-secret\"", "hunter2-secret"]);
+        let text = err.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("HTTP 422") && text.contains("Invalid JSON value for"),
+            "{text}"
+        );
+        // An empty secret removes nothing.
+        assert_eq!(redact("a b".into(), &["", " "]), "a b");
     }
 
     #[test]

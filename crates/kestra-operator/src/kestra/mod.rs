@@ -1,9 +1,15 @@
 //! The one Kestra API client (`kestra-api.md`): nothing else speaks HTTP to Kestra.
 
-mod client;
 mod error;
+mod files;
+mod flows;
+mod kv;
+mod server;
+mod transport;
 mod types;
 
-pub use client::{Auth, ClientConfig, KestraClient, Secret};
-pub use error::{KestraError, error_message};
+pub use error::{KestraError, Unavailability, error_message};
+pub use kv::KvWrite;
+pub use server::{Dialect, ServerInfo};
+pub use transport::{Auth, ClientConfig, KestraClient, Secret};
 pub use types::{FileStat, Flow, FlowSummary, KvEntry, KvRead, KvSummary};

@@ -27,6 +27,8 @@ pub struct FlowSummary {
 pub struct KvEntry {
     #[serde(rename = "type")]
     pub type_: String,
+    /// Absent when Kestra stored `null`.
+    #[serde(default)]
     pub value: serde_json::Value,
     #[serde(default, rename = "expirationDate")]
     pub expiration_date: Option<String>,
@@ -37,6 +39,8 @@ pub struct KvEntry {
 #[serde(rename_all = "camelCase")]
 pub struct KvSummary {
     pub key: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]

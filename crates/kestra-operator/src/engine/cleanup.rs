@@ -1,0 +1,234 @@
+//! Cleanup of a resource being deleted: delete its Kestra object only when this resource owns
+//! it (read fresh), its policy says Delete and it is not suspended; otherwise leave it.
+
+use kube::Resource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+
+use super::KindContext;
+use super::adapter::{Adapter, Target};
+use super::error::ReconcileError;
+use super::ownership::{self, Transition};
+use super::reconcile::now_rfc3339;
+use super::record::other_resource;
+use super::status::{Outcome, next_conditions, status_changed, summary};
+use crate::crd::DeletionPolicy;
+
+/// What cleanup leaves behind, or that it deleted.
+enum Verdict {
+    Release(String),
+    Orphan(String),
+    Delete,
+    /// Decide later (a watch is relisting).
+    Wait,
+}
+
+/// `status.ownedObject` (`tenant/namespace/name`, `-` for no tenant) back as a target.
+pub fn parse_owned(key: &str) -> Option<Target> {
+    let mut parts = key.splitn(3, '/');
+    let tenant = parts.next()?;
+    let namespace = parts.next()?;
+    let name = parts.next()?;
+    if namespace.is_empty() || name.is_empty() {
+        return None;
+    }
+    Some(Target {
+        tenant: (tenant != "-").then(|| tenant.to_string()),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// How cleanup ended.
+pub enum Cleaned {
+    /// Not yet: the finalizer stays; look again after this.
+    Wait(Action),
+    /// Done: remove the finalizer, then wake the other claimants of this object.
+    Done(Option<Target>),
+}
+
+pub async fn cleanup<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+) -> Result<Cleaned, ReconcileError> {
+    let status = A::status(obj);
+    let owned_key = status.and_then(|s| s.owned_object.as_deref());
+    // The object it owns is the one to clean up, even if the spec's target cannot be resolved
+    // any more (e.g. the operator's tenant setting changed since).
+    let target = match (owned_key.and_then(parse_owned), ctx.target(obj)) {
+        (Some(owned), _) => owned,
+        (None, Ok(target)) => target,
+        (None, Err(error)) => {
+            // Nothing was recorded as owned; only a sync of this process may have written.
+            if ctx.last_digest(obj).is_some() {
+                return Err(error);
+            }
+            let note = format!(
+                "nothing in Kestra was owned by this resource ({error}); nothing is deleted"
+            );
+            finish_cleanup(obj, ctx, "Released", note).await;
+            return Ok(Cleaned::Done(None));
+        }
+    };
+    let _guard = ctx.locks.lock(&target).await;
+    let verdict = verdict(obj, ctx, &target, owned_key).await?;
+    let (reason, note) = match verdict {
+        Verdict::Wait => {
+            return Ok(Cleaned::Wait(Action::requeue(
+                std::time::Duration::from_secs(1),
+            )));
+        }
+        Verdict::Release(note) => ("Released", note),
+        Verdict::Orphan(note) => ("Orphaned", note),
+        Verdict::Delete => {
+            if let Err(error) = ctx.adapter.delete(&ctx.shared.kestra, &target).await {
+                let error = ReconcileError::from(error);
+                if !matches!(
+                    error,
+                    ReconcileError::Kestra(crate::kestra::KestraError::Fenced)
+                ) {
+                    pending(obj, ctx, &target, &error).await;
+                }
+                return Err(error);
+            }
+            // Said in status before the finalizer goes: should removing it fail, the next
+            // attempt sees nothing owned and deletes nothing (a successor may own it by then).
+            if let Some(status) = status {
+                let mut next = status.clone();
+                next.owned_object = None;
+                ctx.patch_status(obj, &next).await?;
+            }
+            (
+                "Deleted",
+                format!("deleted {} {} from Kestra", A::NOUN, target.key()),
+            )
+        }
+    };
+    finish_cleanup(obj, ctx, reason, note).await;
+    Ok(Cleaned::Done(Some(target)))
+}
+
+async fn verdict<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+    target: &Target,
+    owned_key: Option<&str>,
+) -> Result<Verdict, ReconcileError> {
+    let common = A::common(obj);
+    let what = format!("{} {}", A::NOUN, target.key());
+    if let Some((owner, _)) = ctx.conflict_owner(obj, target) {
+        let by = other_resource(obj.meta().namespace.as_deref(), &owner);
+        return Ok(Verdict::Release(format!(
+            "{what} is owned by {by} and is left in Kestra"
+        )));
+    }
+    // A sync this process finished may not be in the cached status yet (the resource was
+    // deleted while its first sync ran): it is remembered in memory too.
+    let owned = owned_key == Some(target.key().as_str()) || ctx.last_digest(obj).is_some();
+    if !owned {
+        return Ok(Verdict::Release(format!(
+            "{what} was never owned by this resource and is left in Kestra"
+        )));
+    }
+    if common.suspend {
+        return Ok(Verdict::Orphan(format!(
+            "spec.suspend is true: {what} is left in Kestra"
+        )));
+    }
+    if common.deletion_policy == DeletionPolicy::Orphan {
+        return Ok(Verdict::Orphan(format!(
+            "deletionPolicy is Orphan: {what} is left in Kestra"
+        )));
+    }
+    match ownership::confirm(ctx, obj, target, true).await? {
+        Transition::Wait => Ok(Verdict::Wait),
+        Transition::Gone => Ok(Verdict::Release(format!(
+            "{what} is left in Kestra: this resource is already gone"
+        ))),
+        Transition::Conflict(owner, _) => {
+            let by = other_resource(obj.meta().namespace.as_deref(), &owner);
+            Ok(Verdict::Release(format!(
+                "{what} is owned by {by} and is left in Kestra"
+            )))
+        }
+        Transition::Owner(fresh) => {
+            let fresh_owned = A::status(&fresh).and_then(|s| s.owned_object.as_deref())
+                == Some(target.key().as_str());
+            if fresh_owned || ctx.last_digest(obj).is_some() {
+                Ok(Verdict::Delete)
+            } else {
+                Ok(Verdict::Release(format!(
+                    "{what} is no longer owned by this resource and is left in Kestra"
+                )))
+            }
+        }
+    }
+}
+
+/// Say in status and in an Event that the delete failed and the resource waits.
+async fn pending<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+    target: &Target,
+    error: &ReconcileError,
+) {
+    let status = A::status(obj);
+    let message = format!(
+        "deleting {} {} from Kestra failed, the resource stays until it succeeds: {error}; {}",
+        A::NOUN,
+        target.key(),
+        error.advice()
+    );
+    let mut next = status.cloned().unwrap_or_default();
+    let outcome = Outcome::not_ready("DeletionPending", message.clone());
+    next.reason = Some(summary(&outcome));
+    next.conditions = next_conditions(
+        &next.conditions,
+        &outcome,
+        obj.meta().generation,
+        &now_rfc3339(),
+    );
+    if status_changed(status, &next, false) {
+        if let Err(e) = ctx.patch_status(obj, &next).await {
+            tracing::warn!(kind = A::KIND, error = %e, "status update failed");
+        }
+        drop(
+            ctx.publish(obj, EventType::Warning, "DeletionPending", message)
+                .await,
+        );
+    }
+}
+
+async fn finish_cleanup<A: Adapter>(
+    obj: &A::Resource,
+    ctx: &KindContext<A>,
+    reason: &'static str,
+    note: String,
+) {
+    ctx.forget(obj);
+    // Awaited: once the finalizer is removed the resource is gone, and its last Event with it
+    // if it were still queued.
+    let _ = ctx
+        .publish(obj, EventType::Normal, reason, note.clone())
+        .await
+        .await;
+    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, "{note}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_objects_parse_back_into_targets() {
+        let t = parse_owned("main/company.team/dir/a b.txt").unwrap();
+        assert_eq!(t.tenant.as_deref(), Some("main"));
+        assert_eq!(t.namespace, "company.team");
+        assert_eq!(t.name, "dir/a b.txt");
+        assert_eq!(parse_owned("-/ns/key").unwrap().tenant, None);
+        assert_eq!(parse_owned("-/ns/key").unwrap().key(), "-/ns/key");
+        assert!(parse_owned("main/ns").is_none());
+        assert!(parse_owned("main//x").is_none());
+    }
+}

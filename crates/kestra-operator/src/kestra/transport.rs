@@ -1,0 +1,472 @@
+//! The transport to Kestra: base URL, tenant, auth, timeouts, retries, rate limit, metrics and
+//! the leadership fence. The calls of each Kestra resource live in their own file.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use url::Url;
+
+use tokio::sync::watch;
+
+use super::error::{KestraError, Unavailability};
+use crate::metrics::Metrics;
+
+/// A credential that never shows in Debug output, logs or errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How the operator authenticates to Kestra.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    /// `Authorization: Bearer <token>` (an EE API token).
+    Bearer(Secret),
+    /// HTTP basic auth from a `user:password` string.
+    Basic {
+        user: String,
+        password: Secret,
+    },
+}
+
+impl Auth {
+    /// Parse `KESTRA_API_BASIC_AUTH`-style `user:password`.
+    pub fn basic(user_password: &str) -> Result<Self, KestraError> {
+        match user_password.split_once(':') {
+            Some((user, password)) if !user.is_empty() => Ok(Self::Basic {
+                user: user.to_string(),
+                password: Secret::new(password),
+            }),
+            _ => Err(KestraError::Config(
+                "basic auth must be given as user:password".to_string(),
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Kestra's root URL (`http://kestra:8080`); a trailing `/api/v1` is accepted and dropped.
+    pub url: String,
+    /// Default tenant; `None` means the tenant-less `/api/v1` root of Kestra before 0.23.
+    pub tenant: Option<String>,
+    pub auth: Auth,
+    pub timeout: Duration,
+    /// PEM file with extra CA certificates to trust.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Attempts for a request that failed without an answer or with 502/503/504.
+    pub attempts: u32,
+    /// Requests per second to Kestra at most (all kinds together); `None`: no limit.
+    pub rate_limit: Option<std::num::NonZeroU32>,
+}
+
+type RateLimiter = governor::DefaultDirectRateLimiter;
+
+#[derive(Clone)]
+pub struct KestraClient {
+    http: reqwest::Client,
+    root: Url,
+    tenant: Option<String>,
+    auth: Auth,
+    attempts: u32,
+    limiter: Option<Arc<RateLimiter>>,
+    metrics: Arc<Metrics>,
+    /// Flips to true when this replica may no longer act (the leader Lease was lost): calls in
+    /// flight are abandoned and no new one starts, so a successor never races a late write.
+    fence: Option<watch::Receiver<bool>>,
+    /// What Kestra said about itself at start (`None` until then, or if it would not say).
+    server: Arc<std::sync::OnceLock<super::ServerInfo>>,
+}
+
+impl fmt::Debug for KestraClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KestraClient")
+            .field("root", &self.root.as_str())
+            .field("tenant", &self.tenant)
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+/// One API call: its route template (for metrics), method and path segments.
+pub(super) struct Call<'a> {
+    pub route: &'static str,
+    pub method: Method,
+    pub tenant: Option<&'a str>,
+    pub segments: &'a [&'a str],
+}
+
+impl KestraClient {
+    pub fn new(config: ClientConfig, metrics: Arc<Metrics>) -> Result<Self, KestraError> {
+        let mut root = parse_root(&config.url)?;
+        let path = root
+            .path()
+            .trim_end_matches('/')
+            .trim_end_matches("/api/v1")
+            .to_string();
+        // reqwest is built without a default TLS provider; ring is the one kube uses too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        root.set_path(&path);
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("kestra-operator/", env!("CARGO_PKG_VERSION")))
+            // Credentials must never leave over a redirect to another host or to plain HTTP.
+            .redirect(reqwest::redirect::Policy::none());
+        if root.scheme() == "https" {
+            builder = builder.https_only(true);
+        }
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                KestraError::Config(format!("cannot read CA file {}: {e}", ca.display()))
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                KestraError::Config(format!("CA file {} is not PEM: {e}", ca.display()))
+            })? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| KestraError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            root,
+            tenant: config.tenant.filter(|t| !t.is_empty()),
+            auth: config.auth,
+            attempts: config.attempts.max(1),
+            limiter: config.rate_limit.map(|per_second| {
+                Arc::new(RateLimiter::direct(governor::Quota::per_second(per_second)))
+            }),
+            metrics,
+            fence: None,
+            server: Arc::default(),
+        })
+    }
+
+    /// Remember what Kestra said about itself; the first answer sticks.
+    pub fn set_server_info(&self, info: super::ServerInfo) {
+        let _ = self.server.set(info);
+    }
+
+    pub fn server(&self) -> Option<&super::ServerInfo> {
+        self.server.get()
+    }
+
+    pub fn dialect(&self) -> super::Dialect {
+        super::Dialect::of(self.server.get())
+    }
+
+    /// The same client, whose calls stop as soon as `lost` turns true.
+    pub fn fenced_by(mut self, lost: watch::Receiver<bool>) -> Self {
+        self.fence = Some(lost);
+        self
+    }
+
+    fn fenced(&self) -> bool {
+        self.fence.as_ref().is_some_and(|lost| *lost.borrow())
+    }
+
+    /// Resolves when the fence closes; never without a fence.
+    async fn fence_closed(&self) {
+        match &self.fence {
+            Some(lost) => {
+                let mut lost = lost.clone();
+                if lost.wait_for(|lost| *lost).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The tenant a resource's calls go to: its own, else the operator's default.
+    pub fn tenant_for(&self, resource_tenant: Option<&str>) -> Result<Option<String>, KestraError> {
+        match (&self.tenant, resource_tenant) {
+            (None, Some(t)) if t != "main" => Err(KestraError::Config(format!(
+                "spec.tenant is {t:?} but the operator talks to the tenant-less /api/v1 root \
+                 (Kestra before 0.23): remove spec.tenant or run the operator with a tenant"
+            ))),
+            (None, _) => Ok(None),
+            (Some(default), None) => Ok(Some(default.clone())),
+            (Some(_), Some(t)) => Ok(Some(t.to_string())),
+        }
+    }
+
+    /// The default tenant's display name (`main`, or `-` for the legacy root).
+    pub fn default_tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or("-")
+    }
+
+    fn url(&self, tenant: Option<&str>, segments: &[&str]) -> Url {
+        let mut url = self.root.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["api", "v1"]);
+            if let Some(t) = tenant {
+                path.push(t);
+            }
+            path.extend(segments);
+        }
+        url
+    }
+
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token.expose()),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+        }
+    }
+
+    /// Send a call, retrying idempotent failures without an answer; returns status and body.
+    pub(super) async fn send(
+        &self,
+        call: Call<'_>,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<(StatusCode, Bytes), KestraError> {
+        let url = self.url(call.tenant, call.segments);
+        let method_name = method_label(&call.method);
+        let idempotent = call.method != Method::POST;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            if self.fenced() {
+                return Err(KestraError::Fenced);
+            }
+            let request =
+                self.authorize(build(self.http.request(call.method.clone(), url.clone())));
+            let started = Instant::now();
+            let exchange = async {
+                let response = request.send().await.map_err(|e| transport_error(&e))?;
+                let status = response.status();
+                let body = response.bytes().await.map_err(|e| transport_error(&e))?;
+                Ok((status, body))
+            };
+            let outcome = tokio::select! {
+                outcome = exchange => outcome,
+                () = self.fence_closed() => return Err(KestraError::Fenced),
+            };
+            let status = outcome.as_ref().ok().map(|(s, _)| s.as_u16());
+            self.metrics
+                .observe_request(call.route, method_name, status, started.elapsed());
+            let retryable = match &outcome {
+                Ok((s, _)) => idempotent && matches!(s.as_u16(), 502..=504),
+                Err(e) => idempotent || is_connect_error(e),
+            };
+            if retryable && attempt < self.attempts {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100 * 3u64.pow(attempt - 1))) => {}
+                    () = self.fence_closed() => return Err(KestraError::Fenced),
+                }
+                continue;
+            }
+            return outcome;
+        }
+    }
+
+    pub(super) async fn expect_ok(
+        &self,
+        call: Call<'_>,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Bytes, KestraError> {
+        let (status, body) = self.send(call, build).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(KestraError::from_status(status.as_u16(), &body))
+        }
+    }
+}
+
+pub(super) fn yaml_body(request: RequestBuilder, source: &str) -> RequestBuilder {
+    request
+        .header("Content-Type", "application/x-yaml")
+        .body(source.to_string())
+}
+
+/// Header values cannot carry control characters; such a description is not sent.
+pub(super) fn header_safe(value: &str) -> bool {
+    value.chars().all(|c| c == '\t' || !c.is_control())
+}
+
+pub(super) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, KestraError> {
+    serde_json::from_slice(body).map_err(|e| KestraError::Decode(e.to_string()))
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+fn transport_error(error: &reqwest::Error) -> KestraError {
+    let what = if error.is_timeout() {
+        Unavailability::Timeout
+    } else if error.is_connect() {
+        Unavailability::Connect
+    } else {
+        Unavailability::Transport
+    };
+    // reqwest's message names the URL (no credentials: they travel in headers).
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    KestraError::Unavailable { what, message }
+}
+
+fn is_connect_error(error: &KestraError) -> bool {
+    matches!(
+        error,
+        KestraError::Unavailable {
+            what: Unavailability::Connect,
+            ..
+        }
+    )
+}
+
+/// Kestra's root URL. Credentials in it are refused, and never repeated: they would be logged
+/// with the URL, and `KESTRA_API_BASIC_AUTH` keeps them out of logs.
+fn parse_root(text: &str) -> Result<Url, KestraError> {
+    let root = Url::parse(text.trim()).map_err(|e| {
+        KestraError::Config(format!(
+            "the Kestra URL is not a URL ({e}); give it as http(s)://host:port"
+        ))
+    })?;
+    if !root.username().is_empty() || root.password().is_some() {
+        return Err(KestraError::Config(
+            "the Kestra URL carries a user name or password (user:password@): remove them from \
+             the URL and give the login in KESTRA_API_BASIC_AUTH (or --kestra-basic-auth-file)"
+                .to_string(),
+        ));
+    }
+    if !matches!(root.scheme(), "http" | "https") {
+        return Err(KestraError::Config(format!(
+            "the Kestra URL {root} must start with http:// or https://"
+        )));
+    }
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(url: &str, tenant: Option<&str>) -> KestraClient {
+        KestraClient::new(
+            ClientConfig {
+                url: url.to_string(),
+                tenant: tenant.map(str::to_string),
+                auth: Auth::None,
+                timeout: Duration::from_secs(1),
+                ca_file: None,
+                attempts: 1,
+                rate_limit: None,
+            },
+            Metrics::new(),
+        )
+        .expect("valid test config")
+    }
+
+    #[test]
+    fn builds_tenant_and_legacy_urls_with_encoded_segments() {
+        let c = client("http://kestra:8080/", Some("main"));
+        assert_eq!(
+            c.url(Some("main"), &["flows", "company.team", "a b"])
+                .as_str(),
+            "http://kestra:8080/api/v1/main/flows/company.team/a%20b"
+        );
+        let legacy = client("http://kestra:8080/api/v1", None);
+        assert_eq!(
+            legacy.url(None, &["namespaces", "ns", "kv", "k"]).as_str(),
+            "http://kestra:8080/api/v1/namespaces/ns/kv/k"
+        );
+        let prefixed = client("https://example.org/kestra/", Some("main"));
+        assert_eq!(
+            prefixed.url(Some("t1"), &["flows"]).as_str(),
+            "https://example.org/kestra/api/v1/t1/flows"
+        );
+    }
+
+    #[test]
+    fn tenant_resolution() {
+        let c = client("http://k", Some("main"));
+        assert_eq!(c.tenant_for(None).unwrap().as_deref(), Some("main"));
+        assert_eq!(c.tenant_for(Some("acme")).unwrap().as_deref(), Some("acme"));
+        let legacy = client("http://k", None);
+        assert_eq!(legacy.tenant_for(None).unwrap(), None);
+        assert_eq!(legacy.tenant_for(Some("main")).unwrap(), None);
+        assert!(legacy.tenant_for(Some("acme")).is_err());
+    }
+
+    #[test]
+    fn rejects_non_http_urls() {
+        let err = KestraClient::new(
+            ClientConfig {
+                url: "ftp://kestra".into(),
+                tenant: None,
+                auth: Auth::None,
+                timeout: Duration::from_secs(1),
+                ca_file: None,
+                attempts: 1,
+                rate_limit: None,
+            },
+            Metrics::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("http://"));
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_being_repeated() {
+        for url in [
+            "http://admin:s3cr3t-pass@kestra:8080",
+            "http://admin@kestra:8080",
+            "ht tp://admin:s3cr3t-pass@kestra",
+        ] {
+            let err = parse_root(url).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t-pass"), "{err}");
+        }
+        let err = parse_root("http://admin:s3cr3t-pass@kestra:8080")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KESTRA_API_BASIC_AUTH"), "{err}");
+        assert!(parse_root("https://kestra.example:8443/prefix").is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let auth = Auth::basic("admin:s3cr3t-pass").unwrap();
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains("s3cr3t-pass"), "{shown}");
+        assert!(format!("{:?}", Auth::Bearer(Secret::new("tok-123"))).contains("redacted"));
+        assert!(Auth::basic("no-colon").is_err());
+    }
+}
