@@ -220,20 +220,42 @@ impl ApiError {
         response
     }
 
+    /// Micronaut's `JsonError` exactly as Kestra sends it: null `logref`/`path`, the full
+    /// `_links.self` link, and `_embedded.errors` only for constraint violations.
     fn render_json(&self, instance: &str) -> Response {
         let violations = self.violations();
-        let errors: Vec<Value> = if violations.is_empty() {
-            vec![json!({ "message": self.to_string() })]
+        let embedded = if violations.is_empty() {
+            json!({})
         } else {
-            violations
+            let errors: Vec<Value> = violations
                 .iter()
-                .map(|v| json!({ "message": v.message, "path": v.path }))
-                .collect()
+                .map(|v| {
+                    json!({
+                        "message": v.message,
+                        "logref": null,
+                        "path": v.path,
+                        "_links": {},
+                        "_embedded": {},
+                    })
+                })
+                .collect();
+            json!({ "errors": errors })
         };
         let body = json!({
             "message": self.to_string(),
-            "_links": { "self": { "href": instance, "templated": false } },
-            "_embedded": { "errors": errors },
+            "logref": null,
+            "path": null,
+            "_links": { "self": {
+                "href": instance,
+                "templated": false,
+                "profile": null,
+                "deprecation": null,
+                "title": null,
+                "hreflang": null,
+                "type": null,
+                "name": null,
+            } },
+            "_embedded": embedded,
         });
         (self.json_status(), Json(body)).into_response()
     }
