@@ -170,7 +170,11 @@ pub fn router(shared: AppState) -> Router {
                 .delete(flows::delete),
         )
         .route(&at("/namespaces/{namespace}"), get(get_namespace))
-        .route(&at("/namespaces/{namespace}/kv"), get(kv::list))
+        .route(
+            &at("/namespaces/{namespace}/kv"),
+            get(kv::list).delete(kv::delete_many),
+        )
+        .route(&at("/kv"), get(kv::search))
         .route(
             &at("/namespaces/{namespace}/kv/{key}"),
             get(kv::get_entry).put(kv::put).delete(kv::delete),

@@ -68,6 +68,12 @@ pub enum ApiError {
     Injected { status: u16, retry_after_secs: u64 },
     #[error("Internal server error: {0}")]
     Internal(String),
+    /// Micronaut's 422 for a missing body or parameter.
+    #[error("Invalid route params: {0}")]
+    InvalidRouteParams(String),
+    /// A status with Kestra's message verbatim, for answers that fit no other variant.
+    #[error("{1}")]
+    Verbatim(u16, String),
 }
 
 fn not_found_message(detail: &str) -> String {
@@ -133,6 +139,10 @@ impl ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidRouteParams(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Verbatim(status, _) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -180,7 +190,9 @@ impl ApiError {
             | Self::BadRequest(d)
             | Self::MethodNotAllowed(d)
             | Self::UnsupportedMediaType(d)
-            | Self::Internal(d) => d.clone(),
+            | Self::Internal(d)
+            | Self::InvalidRouteParams(d)
+            | Self::Verbatim(_, d) => d.clone(),
             Self::NotFound(d) if d.is_empty() => "Not Found".to_owned(),
             Self::NotFound(d) => d.clone(),
             Self::Expired => "The requested value has expired".to_owned(),

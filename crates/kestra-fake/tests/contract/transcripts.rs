@@ -41,3 +41,65 @@ async fn flow_delete_all_by_query_2_0() {
     };
     assert_steps(&steps, &[1], &[]);
 }
+
+#[tokio::test]
+async fn kv_types_1_3() {
+    let Some(steps) = replay("1.3.31", "kv.jsonl", "kv-types").await else {
+        return;
+    };
+    assert_steps(&steps, &[], &[]);
+}
+
+#[tokio::test]
+async fn kv_types_and_listing_2_0() {
+    let Some(steps) = replay("2.0.0", "kv.jsonl", "kv-types").await else {
+        return;
+    };
+    // kv-list#10: H2's SQL text; #22, #23: the list of every filter field of Kestra;
+    // #27: the 401 body (auth is outside this test).
+    let (listing, legacy): (Vec<_>, Vec<_>) =
+        steps.into_iter().partition(|s| s.scenario != "kv-types");
+    assert_steps(&legacy, &[], &[]);
+    assert_steps(&listing, &[10, 22, 23, 27], &[]);
+}
+
+#[tokio::test]
+async fn kv_key_names_and_inheritance_1_3() {
+    let Some(steps) = replay("1.3.31", "kv.jsonl", "kv-key-names").await else {
+        return;
+    };
+    // 24: a 300-character key fails in Kestra's storage (404 with its path).
+    assert_steps(&steps, &[], &[24]);
+}
+
+#[tokio::test]
+async fn kv_key_names_and_inheritance_2_0() {
+    let Some(steps) = replay("2.0.0", "kv.jsonl", "kv-key-names").await else {
+        return;
+    };
+    let steps: Vec<_> = steps
+        .into_iter()
+        .filter(|s| !(s.scenario == "kv-key-names" && s.step == 24))
+        .collect();
+    assert_steps(&steps, &[], &[]);
+}
+
+#[tokio::test]
+async fn kv_revisions_expiry_and_delete_1_3() {
+    for scenario in ["kv-overwrite-revision", "kv-expired", "kv-delete"] {
+        let Some(steps) = replay("1.3.31", "kv.jsonl", scenario).await else {
+            return;
+        };
+        assert_steps(&steps, &[], &[]);
+    }
+}
+
+#[tokio::test]
+async fn kv_revisions_expiry_and_delete_2_0() {
+    for scenario in ["kv-overwrite-revision", "kv-expired", "kv-delete"] {
+        let Some(steps) = replay("2.0.0", "kv.jsonl", scenario).await else {
+            return;
+        };
+        assert_steps(&steps, &[], &[]);
+    }
+}
