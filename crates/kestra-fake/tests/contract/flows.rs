@@ -544,3 +544,49 @@ async fn bulk_namespace_update_is_refused_loudly() {
     // Nothing was deleted.
     json(f.get("/flows/company.team/keep").await, StatusCode::OK).await;
 }
+
+/// `DELETE /flows/delete/by-query?namespace=..`: 1.3 filters on the namespace and its children;
+/// 2.0 ignores the legacy parameter and deletes every flow of the tenant (2.0.0-vs-1.3.31.md #4).
+#[tokio::test]
+async fn delete_by_query_legacy_namespace_filters_in_1_3_and_is_ignored_in_2_0() {
+    for (version, expected_count, left) in [
+        (kestra_fake::KestraVersion::V1_3, 2, 1),
+        (kestra_fake::KestraVersion::V2_0, 3, 0),
+    ] {
+        let f = start_with(kestra_fake::FakeConfig {
+            kestra_version: version,
+            ..kestra_fake::FakeConfig::default()
+        })
+        .await;
+        for (namespace, id) in [("a.x", "f1"), ("a.x.child", "f2"), ("b", "f3")] {
+            json(
+                f.post_flow(&flow(namespace, id, "hi")).await,
+                StatusCode::OK,
+            )
+            .await;
+        }
+        let response = f
+            .client
+            .delete(f.url("/flows/delete/by-query?namespace=a.x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            json(response, StatusCode::OK).await,
+            json!({ "count": expected_count }),
+            "{version:?}"
+        );
+        let search = json(f.get("/flows/search").await, StatusCode::OK).await;
+        assert_eq!(search["total"], left, "{version:?}");
+        // Soft delete: the deleted revision is kept and consumed a revision number.
+        let deleted = json(
+            f.get("/flows/a.x/f1?allowDeleted=true").await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            (deleted["revision"].clone(), deleted["deleted"].clone()),
+            (json!(2), json!(true))
+        );
+    }
+}

@@ -270,3 +270,21 @@ async fn list_returns_live_entries_with_dates() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn a_date_outside_the_ion_years_is_500() {
+    // Ion timestamps hold the years 1 to 9999; Kestra lets the failure through as a 500.
+    let f = start().await;
+    for (key, body) in [("d", "0000-01-01"), ("dt", "0000-01-01T00:00:00Z")] {
+        let response = f.put_kv(NS, key, body).await;
+        let got = json(response, StatusCode::INTERNAL_SERVER_ERROR).await;
+        assert_eq!(
+            got,
+            json_error(
+                "Internal server error: Year 0 must be between 1 and 9999 inclusive",
+                &format!("/api/v1/main/namespaces/{NS}/kv/{key}")
+            )
+        );
+        json(get_kv(&f, key).await, StatusCode::NOT_FOUND).await;
+    }
+}
