@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -140,6 +140,25 @@ pub fn router(shared: AppState) -> Router {
         .route(&at("/flows"), post(flows::create))
         .route(&at("/flows/validate"), post(flows::validate))
         .route(&at("/flows/search"), get(flows::search))
+        // Literal bulk routes: static segments win over `{namespace}/{id}`, and where Kestra
+        // has no literal route for a method the flow lookup answers instead.
+        .route(
+            &at("/flows/delete/by-query"),
+            delete(flows::delete_by_query).get(flows::literal_lookup_delete_by_query),
+        )
+        .route(
+            &at("/flows/delete/by-ids"),
+            delete(flows::delete_by_ids).get(flows::literal_lookup_delete_by_ids),
+        )
+        .route(&at("/flows/export/by-query"), get(flows::export_by_query))
+        .route(&at("/flows/export/by-ids"), post(flows::export_by_ids))
+        .route(&at("/flows/disable/by-ids"), post(flows::disable_by_ids))
+        .route(&at("/flows/enable/by-ids"), post(flows::enable_by_ids))
+        .route(
+            &at("/flows/disable/by-query"),
+            post(flows::disable_by_query),
+        )
+        .route(&at("/flows/enable/by-query"), post(flows::enable_by_query))
         .route(
             &at("/flows/{namespace}"),
             get(flows::list_namespace).post(flows::bulk_update_refused),
@@ -151,7 +170,11 @@ pub fn router(shared: AppState) -> Router {
                 .delete(flows::delete),
         )
         .route(&at("/namespaces/{namespace}"), get(get_namespace))
-        .route(&at("/namespaces/{namespace}/kv"), get(kv::list))
+        .route(
+            &at("/namespaces/{namespace}/kv"),
+            get(kv::list).delete(kv::delete_many),
+        )
+        .route(&at("/kv"), get(kv::search))
         .route(
             &at("/namespaces/{namespace}/kv/{key}"),
             get(kv::get_entry).put(kv::put).delete(kv::delete),

@@ -14,6 +14,25 @@ pub enum ErrorFormat {
     Problem,
 }
 
+/// Which Kestra release line the double answers like, where the recorded servers differ
+/// (`shared/kestra-transcripts/2.0.0-vs-1.3.31.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KestraVersion {
+    /// Kestra 1.3 (recorded against 1.3.31): the released line users run.
+    #[default]
+    #[value(name = "1.3")]
+    V1_3,
+    /// Kestra 2.0 (recorded against 2.0.0, web layer from pre-release source).
+    #[value(name = "2.0")]
+    V2_0,
+}
+
+impl KestraVersion {
+    pub fn is_v2(self) -> bool {
+        self == Self::V2_0
+    }
+}
+
 /// A `user:password` login.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BasicAuth {
@@ -50,7 +69,7 @@ impl FromStr for BasicAuth {
 }
 
 /// Configuration of one double. `Default` is what in-process tests want: an ephemeral loopback
-/// port, no auth, the tenant root, `JsonError` bodies, no persistence, hooks on.
+/// port, no auth, the tenant root, `JsonError` bodies, no persistence, hooks on, Kestra 1.3.
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
     /// Where to listen; port 0 picks a free one.
@@ -65,6 +84,8 @@ pub struct FakeConfig {
     pub state_file: Option<PathBuf>,
     /// Serve the `/__fake/**` hooks.
     pub test_hooks: bool,
+    /// The Kestra line to answer like; 1.3 by default.
+    pub kestra_version: KestraVersion,
 }
 
 impl Default for FakeConfig {
@@ -77,6 +98,7 @@ impl Default for FakeConfig {
             error_format: ErrorFormat::Json,
             state_file: None,
             test_hooks: true,
+            kestra_version: KestraVersion::V1_3,
         }
     }
 }

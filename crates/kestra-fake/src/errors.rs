@@ -68,6 +68,12 @@ pub enum ApiError {
     Injected { status: u16, retry_after_secs: u64 },
     #[error("Internal server error: {0}")]
     Internal(String),
+    /// Micronaut's 422 for a missing body or parameter.
+    #[error("Invalid route params: {0}")]
+    InvalidRouteParams(String),
+    /// A status with Kestra's message verbatim, for answers that fit no other variant.
+    #[error("{1}")]
+    Verbatim(u16, String),
 }
 
 fn not_found_message(detail: &str) -> String {
@@ -133,6 +139,10 @@ impl ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidRouteParams(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Verbatim(status, _) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -180,7 +190,9 @@ impl ApiError {
             | Self::BadRequest(d)
             | Self::MethodNotAllowed(d)
             | Self::UnsupportedMediaType(d)
-            | Self::Internal(d) => d.clone(),
+            | Self::Internal(d)
+            | Self::InvalidRouteParams(d)
+            | Self::Verbatim(_, d) => d.clone(),
             Self::NotFound(d) if d.is_empty() => "Not Found".to_owned(),
             Self::NotFound(d) => d.clone(),
             Self::Expired => "The requested value has expired".to_owned(),
@@ -220,20 +232,42 @@ impl ApiError {
         response
     }
 
+    /// Micronaut's `JsonError` exactly as Kestra sends it: null `logref`/`path`, the full
+    /// `_links.self` link, and `_embedded.errors` only for constraint violations.
     fn render_json(&self, instance: &str) -> Response {
         let violations = self.violations();
-        let errors: Vec<Value> = if violations.is_empty() {
-            vec![json!({ "message": self.to_string() })]
+        let embedded = if violations.is_empty() {
+            json!({})
         } else {
-            violations
+            let errors: Vec<Value> = violations
                 .iter()
-                .map(|v| json!({ "message": v.message, "path": v.path }))
-                .collect()
+                .map(|v| {
+                    json!({
+                        "message": v.message,
+                        "logref": null,
+                        "path": v.path,
+                        "_links": {},
+                        "_embedded": {},
+                    })
+                })
+                .collect();
+            json!({ "errors": errors })
         };
         let body = json!({
             "message": self.to_string(),
-            "_links": { "self": { "href": instance, "templated": false } },
-            "_embedded": { "errors": errors },
+            "logref": null,
+            "path": null,
+            "_links": { "self": {
+                "href": instance,
+                "templated": false,
+                "profile": null,
+                "deprecation": null,
+                "title": null,
+                "hreflang": null,
+                "type": null,
+                "name": null,
+            } },
+            "_embedded": embedded,
         });
         (self.json_status(), Json(body)).into_response()
     }

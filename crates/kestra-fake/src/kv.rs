@@ -11,7 +11,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::app::{ApiPath, AppState, Tenant};
+use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
+use crate::config::ErrorFormat;
 use crate::errors::ApiError;
 
 static KEY: LazyLock<Regex> =
@@ -65,41 +66,117 @@ impl KvEntry {
     }
 }
 
-/// How Kestra types a PUT body, which it parses as Ion (a superset of JSON). Dates, date-times
-/// and durations keep the text they were sent with (a date-time is normalised to UTC, as a
-/// Java `Instant` prints).
-pub fn type_value(body: &str) -> (KvType, Value) {
+/// How Kestra types a PUT body, which it parses as Ion (a superset of JSON) and keeps only the
+/// first value of: unquoted `hello world` is the symbol `hello`. A date-time with an offset
+/// other than `Z` is not an Ion timestamp Kestra maps to DATETIME: it comes back as JSON with
+/// the text kept. Durations are re-printed the way `java.time.Duration` prints (`P1D` is
+/// `PT24H`). `Err` for a date outside the years 1..9999, which Kestra answers with a 500.
+pub fn type_value(body: &str) -> Result<(KvType, Value), ApiError> {
     let text = body.trim();
     if text.starts_with('"') {
         if let Ok(s) = serde_json::from_str::<String>(text) {
-            let kind = if is_iso_duration(&s) {
-                KvType::Duration
-            } else {
-                KvType::String
-            };
-            return (kind, Value::String(s));
+            return Ok(typed_text(s));
         }
     } else if text == "true" || text == "false" {
-        return (KvType::Boolean, Value::Bool(text == "true"));
+        return Ok((KvType::Boolean, Value::Bool(text == "true")));
     } else if text == "null" {
-        return (KvType::String, Value::Null);
+        return Ok((KvType::String, Value::Null));
     } else if let Ok(n) = serde_json::from_str::<serde_json::Number>(text) {
-        return (KvType::Number, Value::Number(n));
+        return Ok((KvType::Number, Value::Number(n)));
     } else if DATE.is_match(text) && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
-        return (KvType::Date, Value::String(text.to_owned()));
+        check_year(&text[..4])?;
+        return Ok((KvType::Date, Value::String(text.to_owned())));
     } else if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        check_year(&text[..4])?;
+        if !text.ends_with('Z') && !text.ends_with('z') {
+            return Ok((KvType::Json, Value::String(text.to_owned())));
+        }
         let utc = at.with_timezone(&Utc);
-        return (
+        return Ok((
             KvType::Datetime,
             Value::String(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        );
+        ));
     } else if (text.starts_with('{') || text.starts_with('['))
-        && let Ok(json) = serde_json::from_str::<Value>(text)
+        && let Ok(mut json) = serde_json::from_str::<Value>(text)
     {
-        return (KvType::Json, json);
+        integral_floats_as_integers(&mut json);
+        return Ok((KvType::Json, json));
     }
-    // Newest Kestra stores what it cannot parse as the raw text.
-    (KvType::String, Value::String(body.to_owned()))
+    if text.starts_with('{') || text.starts_with('[') {
+        return Ok((KvType::String, Value::String(body.to_owned())));
+    }
+    // An Ion symbol: only the first value counts; `'sym'` is a quoted symbol.
+    let first = text.split_whitespace().next().unwrap_or("");
+    let symbol = first
+        .strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .unwrap_or(first);
+    Ok(typed_text(symbol.to_owned()))
+}
+
+/// A text value: a DURATION when it reads as one, else a STRING.
+fn typed_text(s: String) -> (KvType, Value) {
+    if is_iso_duration(&s) {
+        let printed = parse_ttl(&s).map_or(s, java_duration);
+        (KvType::Duration, Value::String(printed))
+    } else {
+        (KvType::String, Value::String(s))
+    }
+}
+
+/// `java.time.Duration.toString()`: hours, minutes and seconds only (`PT24H`, `PT1M30S`).
+fn java_duration(d: TimeDelta) -> String {
+    if d.is_zero() {
+        return "PT0S".to_owned();
+    }
+    let sign = if d < TimeDelta::zero() { "-" } else { "" };
+    let d = d.abs();
+    let total = d.num_seconds();
+    let (hours, minutes, seconds) = (total / 3600, (total % 3600) / 60, total % 60);
+    let nanos = d.subsec_nanos();
+    let mut out = String::from("PT");
+    if hours > 0 {
+        out.push_str(&format!("{sign}{hours}H"));
+    }
+    if minutes > 0 {
+        out.push_str(&format!("{sign}{minutes}M"));
+    }
+    if seconds > 0 || nanos > 0 {
+        let fraction = if nanos > 0 {
+            format!(".{nanos:09}").trim_end_matches('0').to_owned()
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("{sign}{seconds}{fraction}S"));
+    }
+    out
+}
+
+/// Ion reads `3.0` in a list as a decimal that Jackson writes back as `3`.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0)
+                && f.abs() < 9.0e15
+            {
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// Ion timestamps only hold the years 1 to 9999.
+fn check_year(year: &str) -> Result<(), ApiError> {
+    match year.parse::<u32>() {
+        Ok(1..=9999) => Ok(()),
+        _ => Err(ApiError::Internal(format!(
+            "Year {} must be between 1 and 9999 inclusive",
+            year.parse::<u32>().unwrap_or(0)
+        ))),
+    }
 }
 
 fn is_iso_duration(s: &str) -> bool {
@@ -173,13 +250,15 @@ pub async fn put(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("text/plain");
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !["text/plain", "application/json"]
-        .iter()
-        .any(|ok| essence.eq_ignore_ascii_case(ok))
-    {
+    if !essence.eq_ignore_ascii_case("text/plain") {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type '{content_type}' is not supported, send text/plain"
+            "Content Type [{essence}] not allowed. Allowed types: [text/plain]"
         )));
+    }
+    if body.is_empty() {
+        return Err(ApiError::InvalidRouteParams(
+            "Required Body [value] not specified".to_owned(),
+        ));
     }
     let header_text = |name: &str| -> Result<Option<String>, ApiError> {
         headers
@@ -193,29 +272,46 @@ pub async fn put(
     };
     let ttl = match header_text("ttl")? {
         None => None,
-        Some(text) => Some(parse_ttl(&text).ok_or_else(|| {
-            ApiError::InvalidFormat(format!("Text cannot be parsed to a Duration: {text}"))
-        })?),
+        Some(text) => {
+            let ttl = parse_ttl(&text).ok_or_else(|| {
+                // Released Kestra lets the parse failure through as a 500; the problem
+                // generation names it.
+                if shared.config.error_format == ErrorFormat::Problem {
+                    ApiError::InvalidFormat(format!("Text cannot be parsed to a Duration: {text}"))
+                } else {
+                    ApiError::Internal("Text cannot be parsed to a Duration".to_owned())
+                }
+            })?;
+            if ttl < TimeDelta::zero() {
+                return Err(ApiError::IllegalArgument(
+                    "ttl cannot be negative".to_owned(),
+                ));
+            }
+            Some(ttl)
+        }
     };
     let description = header_text("description")?;
     let body = std::str::from_utf8(&body)
         .map_err(|_| ApiError::IllegalArgument("Invalid JSON value: not UTF-8".to_owned()))?;
-    let (kv_type, value) = type_value(body);
+    let (kv_type, value) = type_value(body)?;
     let now = Utc::now();
     let expiration = ttl.and_then(|ttl| now.checked_add_signed(ttl));
     shared.write(|store| {
-        let entries = store
-            .tenant_mut(&tenant)
-            .kv
-            .entry(path.namespace)
-            .or_default();
-        // An expired entry is gone: overwriting it starts a new key.
-        let previous = entries.get(&path.key).filter(|e| !e.expired(now));
+        let tenant = store.tenant_mut(&tenant);
+        let deleted_revision = tenant
+            .kv_deleted_revisions
+            .get_mut(&path.namespace)
+            .and_then(|keys| keys.remove(&path.key));
+        let entries = tenant.kv.entry(path.namespace).or_default();
+        // The revision grows with every write, across expiry and delete.
+        let previous = entries.get(&path.key);
+        let live = previous.filter(|e| !e.expired(now));
+        let last_revision = previous.map(|e| e.version).or(deleted_revision);
         let entry = KvEntry {
             kv_type,
             value,
-            version: previous.map_or(1, |e| e.version + 1),
-            created: previous.map_or(now, |e| e.created),
+            version: last_revision.map_or(1, |v| v + 1),
+            created: live.map_or(now, |e| e.created),
             updated: now,
             expiration,
             description,
@@ -230,6 +326,14 @@ pub async fn get_entry(
     Tenant(tenant): Tenant,
     ApiPath(path): ApiPath<KeyPath>,
 ) -> Result<Json<Value>, ApiError> {
+    // `GET .../kv/inheritance` is Kestra's inherited listing route, not the key.
+    if path.key == "inheritance" {
+        return Ok(Json(Value::Array(inherited(
+            &shared,
+            &tenant,
+            &path.namespace,
+        ))));
+    }
     check_key(&path.key)?;
     let entry = shared
         .read(|store| {
@@ -248,20 +352,29 @@ pub async fn get_entry(
     if entry.expired(Utc::now()) {
         return Err(ApiError::Expired);
     }
+    // Exactly these fields; a `null` value has no `value`.
     let mut body = json!({
         "type": entry.kv_type,
-        "value": entry.value,
         "revision": entry.version,
-        "version": entry.version,
         "updated": millis(entry.updated),
     });
-    if let Some(at) = entry.expiration {
-        body["expirationDate"] = Value::String(millis(at));
-    }
-    if let Some(description) = entry.description {
-        body["description"] = Value::String(description);
+    if !entry.value.is_null() {
+        body["value"] = entry.value;
     }
     Ok(Json(body))
+}
+
+/// Removes a key, remembering its revision; whether a live (unexpired) key was there.
+fn remove_key(store: &mut crate::store::TenantStore, namespace: &str, key: &str) -> bool {
+    let Some(entry) = store.kv.get_mut(namespace).and_then(|e| e.remove(key)) else {
+        return false;
+    };
+    store
+        .kv_deleted_revisions
+        .entry(namespace.to_owned())
+        .or_default()
+        .insert(key.to_owned(), entry.version);
+    !entry.expired(Utc::now())
 }
 
 pub async fn delete(
@@ -271,49 +384,281 @@ pub async fn delete(
 ) -> Result<Json<bool>, ApiError> {
     check_key(&path.key)?;
     let deleted = shared.write(|store| {
-        Ok(store
-            .tenant_mut(&tenant)
-            .kv
-            .get_mut(&path.namespace)
-            .and_then(|entries| entries.remove(&path.key))
-            .is_some())
+        Ok(remove_key(
+            store.tenant_mut(&tenant),
+            &path.namespace,
+            &path.key,
+        ))
     })?;
     Ok(Json(deleted))
 }
 
+#[derive(Deserialize)]
+pub struct BulkDelete {
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+/// `DELETE /namespaces/{namespace}/kv` with `{"keys": [...]}`: the keys that were deleted.
+pub async fn delete_many(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(path): ApiPath<NamespacePath>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: BulkDelete = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::Internal(format!("Cannot read the keys: {e}")))?;
+    let deleted = shared.write(|store| {
+        let tenant = store.tenant_mut(&tenant);
+        Ok(request
+            .keys
+            .into_iter()
+            .filter(|key| remove_key(tenant, &path.namespace, key))
+            .collect::<Vec<_>>())
+    })?;
+    Ok(Json(json!({ "keys": deleted })))
+}
+
+/// A listing row: `version` in Kestra 1.x, `revision` in 2.0.
+fn row(namespace: &str, key: &str, e: &KvEntry, v2: bool) -> Value {
+    let mut item = json!({
+        "namespace": namespace,
+        "key": key,
+        "creationDate": millis(e.created),
+        "updateDate": millis(e.updated),
+    });
+    item[if v2 { "revision" } else { "version" }] = json!(e.version);
+    if let Some(description) = &e.description {
+        item["description"] = Value::String(description.clone());
+    }
+    if let Some(at) = e.expiration {
+        item["expirationDate"] = Value::String(millis(at));
+    }
+    item
+}
+
+/// The live entries of a namespace as listing rows, by key.
+fn rows(shared: &AppState, tenant: &str, namespace: &str) -> Vec<Value> {
+    let now = Utc::now();
+    let v2 = shared.config.kestra_version.is_v2();
+    shared.read(|store| {
+        store
+            .tenant(tenant)
+            .and_then(|t| t.kv.get(namespace))
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|(_, e)| !e.expired(now))
+                    .map(|(key, e)| row(namespace, key, e, v2))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// `GET .../kv/inheritance`: the entries of the parent namespaces, nearest first, a key
+/// shadowed by a nearer parent shown once (the namespace's own keys are not part of it).
+fn inherited(shared: &AppState, tenant: &str, namespace: &str) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut current = namespace;
+    while let Some((parent, _)) = current.rsplit_once('.') {
+        for item in rows(shared, tenant, parent) {
+            let key = item["key"].as_str().unwrap_or("").to_owned();
+            if seen.insert(key) {
+                out.push(item);
+            }
+        }
+        current = parent;
+    }
+    out
+}
+
+/// `GET /namespaces/{namespace}/kv` (Kestra 1.x; 2.0 only has DELETE there).
 pub async fn list(
     State(shared): State<AppState>,
     Tenant(tenant): Tenant,
     ApiPath(path): ApiPath<NamespacePath>,
-) -> Json<Vec<Value>> {
+) -> Result<Json<Vec<Value>>, ApiError> {
+    if shared.config.kestra_version.is_v2() {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "Method [GET] not allowed for URI [{}]. Allowed methods: [DELETE]",
+            kv_list_uri(&shared, &tenant, &path.namespace)
+        )));
+    }
+    Ok(Json(rows(&shared, &tenant, &path.namespace)))
+}
+
+fn kv_list_uri(shared: &AppState, tenant: &str, namespace: &str) -> String {
+    if shared.config.legacy_root {
+        format!("/api/v1/namespaces/{namespace}/kv")
+    } else {
+        format!("/api/v1/{tenant}/namespaces/{namespace}/kv")
+    }
+}
+
+/// A namespace condition of the KV search.
+enum NamespaceFilter {
+    Equals(String),
+    NotEquals(String),
+    StartsWith(String),
+    Prefix(String),
+    In(Vec<String>),
+}
+
+static FILTER_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^filters\[(\w+)\]\[(\w+)\]$").expect("static regex"));
+
+/// `GET /kv?filters[namespace][EQUALS]=..&page=..&size=..&sort=key:asc`: the tenant-wide,
+/// paged KV listing (both lines; 2.0's replacement of the per-namespace listing).
+pub async fn search(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let v2 = shared.config.kestra_version.is_v2();
+    let (mut page, mut size, mut descending) = (1_i64, 10_i64, false);
+    let mut filters = Vec::new();
+    let mut text: Option<String> = None;
+    for (key, value) in &params {
+        match key.as_str() {
+            "page" | "size" => {
+                let n = value.parse::<i64>().map_err(|_| {
+                    ApiError::Verbatim(
+                        422,
+                        format!(
+                            "Internal server error: Failed to convert argument [{key}] for \
+                             value [{value}] due to: For input string: \"{value}\""
+                        ),
+                    )
+                })?;
+                if key == "page" {
+                    page = n;
+                } else {
+                    size = n;
+                }
+            }
+            "sort" => {
+                let (field, order) = value.split_once(':').unwrap_or((value.as_str(), "asc"));
+                if field != "key" {
+                    return Err(if v2 {
+                        ApiError::IllegalArgument(format!(
+                            "The sort field '{field}' does not exist on this resource."
+                        ))
+                    } else {
+                        ApiError::Internal(format!("SQL [select ... order by \"{field}\"]"))
+                    });
+                }
+                descending = order.eq_ignore_ascii_case("desc");
+            }
+            _ => {
+                let Some(caps) = FILTER_KEY.captures(key) else {
+                    continue; // Unknown parameters (also the legacy `namespace=`) are ignored.
+                };
+                let op = &caps[2];
+                if ![
+                    "EQUALS",
+                    "NOT_EQUALS",
+                    "STARTS_WITH",
+                    "ENDS_WITH",
+                    "CONTAINS",
+                    "PREFIX",
+                    "IN",
+                    "NOT_IN",
+                    "REGEX",
+                    "GREATER_THAN",
+                    "LESS_THAN",
+                    "GREATER_THAN_OR_EQUAL_TO",
+                    "LESS_THAN_OR_EQUAL_TO",
+                ]
+                .contains(&op)
+                {
+                    return Err(ApiError::IllegalArgument(format!(
+                        "No enum constant io.kestra.core.models.QueryFilter.Op.{op}"
+                    )));
+                }
+                match (&caps[1], op) {
+                    ("namespace", "EQUALS") => filters.push(NamespaceFilter::Equals(value.clone())),
+                    ("namespace", "NOT_EQUALS") => {
+                        filters.push(NamespaceFilter::NotEquals(value.clone()));
+                    }
+                    ("namespace", "STARTS_WITH") => {
+                        filters.push(NamespaceFilter::StartsWith(value.clone()));
+                    }
+                    ("namespace", "PREFIX") => filters.push(NamespaceFilter::Prefix(value.clone())),
+                    ("namespace", "IN") => filters.push(NamespaceFilter::In(
+                        value.split(',').map(|s| s.trim().to_owned()).collect(),
+                    )),
+                    ("q", _) => text = Some(value.clone()),
+                    (field, _) => {
+                        return Err(ApiError::IllegalArgument(format!(
+                            "Unsupported field '{field}'. Expected one of: [namespace, q]"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    if size == 0 {
+        return Err(ApiError::IllegalArgument("Size cannot be 0".to_owned()));
+    }
+    if size < 0 {
+        return Err(ApiError::IllegalArgument(
+            "Unpaged data are not supported".to_owned(),
+        ));
+    }
+    if page < 1 {
+        return Err(ApiError::Internal(format!(
+            "SQL [select ... offset ?]; Invalid value \"CAST({} AS BIGINT)\" for parameter \
+             \"result OFFSET\"",
+            (page - 1).saturating_mul(size)
+        )));
+    }
     let now = Utc::now();
-    let entries = shared.read(|store| {
-        let Some(entries) = store
-            .tenant(&tenant)
-            .and_then(|t| t.kv.get(&path.namespace))
-        else {
+    let mut matches: Vec<(String, String, Value)> = shared.read(|store| {
+        let Some(t) = store.tenant(&tenant) else {
             return Vec::new();
         };
-        entries
-            .iter()
-            .filter(|(_, e)| !e.expired(now))
-            .map(|(key, e)| {
-                let mut item = json!({
-                    "key": key,
-                    "creationDate": millis(e.created),
-                    "updateDate": millis(e.updated),
-                });
-                if let Some(description) = &e.description {
-                    item["description"] = Value::String(description.clone());
-                }
-                if let Some(at) = e.expiration {
-                    item["expirationDate"] = Value::String(millis(at));
-                }
-                item
+        t.kv.iter()
+            .filter(|(namespace, _)| {
+                filters.iter().all(|f| match f {
+                    NamespaceFilter::Equals(v) => *namespace == v,
+                    NamespaceFilter::NotEquals(v) => *namespace != v,
+                    NamespaceFilter::StartsWith(v) => namespace.starts_with(v.as_str()),
+                    NamespaceFilter::Prefix(v) => {
+                        *namespace == v || namespace.starts_with(&format!("{v}."))
+                    }
+                    NamespaceFilter::In(values) => values.iter().any(|v| v == *namespace),
+                })
+            })
+            .flat_map(|(namespace, entries)| {
+                entries
+                    .iter()
+                    .filter(|(key, e)| {
+                        !e.expired(now) && text.as_ref().is_none_or(|t| key.contains(t.as_str()))
+                    })
+                    .map(move |(key, e)| {
+                        (key.clone(), namespace.clone(), row(namespace, key, e, v2))
+                    })
             })
             .collect()
     });
-    Json(entries)
+    matches.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    if descending {
+        matches.reverse();
+    }
+    let total = matches.len();
+    let skip = usize::try_from((page - 1).saturating_mul(size)).unwrap_or(usize::MAX);
+    let take = usize::try_from(size).unwrap_or(usize::MAX);
+    let results: Vec<Value> = matches
+        .into_iter()
+        .skip(skip)
+        .take(take)
+        .map(|(_, _, row)| row)
+        .collect();
+    // Kestra counts the rows of the page's query: past the end the total is 0.
+    let total = if results.is_empty() { 0 } else { total };
+    Ok(Json(json!({ "results": results, "total": total })))
 }
 
 #[cfg(test)]
@@ -335,16 +680,29 @@ mod tests {
                 KvType::Datetime,
                 json!("2021-09-01T01:02:03Z"),
             ),
+            // An offset other than Z: JSON, the text kept (kv-types#36).
             (
                 "2021-09-01T03:02:03+02:00",
-                KvType::Datetime,
-                json!("2021-09-01T01:02:03Z"),
+                KvType::Json,
+                json!("2021-09-01T03:02:03+02:00"),
             ),
             (r#""PT5S""#, KvType::Duration, json!("PT5S")),
-            (r#""P1D""#, KvType::Duration, json!("P1D")),
+            ("PT5M", KvType::Duration, json!("PT5M")),
+            (r#""P1D""#, KvType::Duration, json!("PT24H")),
+            (r#""PT90S""#, KvType::Duration, json!("PT1M30S")),
+            (r#""PT5M later""#, KvType::String, json!("PT5M later")),
             (r#"{"a": [1]}"#, KvType::Json, json!({"a": [1]})),
             ("[1, 2]", KvType::Json, json!([1, 2])),
-            ("hello world", KvType::String, json!("hello world")),
+            (
+                r#"[1,"two",3.0,true]"#,
+                KvType::Json,
+                json!([1, "two", 3, true]),
+            ),
+            // Only the first Ion value counts.
+            ("hello world", KvType::String, json!("hello")),
+            ("line1\nline2\n", KvType::String, json!("line1")),
+            ("'sym'", KvType::String, json!("sym")),
+            ("null", KvType::String, Value::Null),
             // Without an offset a date-time is not a DATETIME.
             (
                 "2021-09-01T01:02:03",
@@ -355,7 +713,23 @@ mod tests {
             ("{not json", KvType::String, json!("{not json")),
         ];
         for (body, kind, value) in cases {
-            assert_eq!(type_value(body), (*kind, value.clone()), "body {body}");
+            assert_eq!(
+                type_value(body).ok(),
+                Some((*kind, value.clone())),
+                "body {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn years_outside_ion_timestamps_are_refused() {
+        for body in ["0000-01-01", "0000-01-01T00:00:00Z"] {
+            let error = type_value(body).err().map(|e| e.to_string());
+            assert_eq!(
+                error.as_deref(),
+                Some("Internal server error: Year 0 must be between 1 and 9999 inclusive"),
+                "{body}"
+            );
         }
     }
 

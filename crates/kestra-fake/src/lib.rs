@@ -20,7 +20,8 @@
 //!
 //! [`FakeConfig`] fields mirror the binary's flags: `listen`, `basic_auth`, `api_key`,
 //! `legacy_root` (serve `/api/v1/...` as tenant `main`), `error_format`, `state_file`,
-//! `test_hooks` (on by default in the library, off by default in the binary).
+//! `test_hooks` (on by default in the library, off by default in the binary), `kestra_version`
+//! (1.3 by default; 2.0 answers like the recorded Kestra 2.0.0 where the two differ).
 //!
 //! # Test hooks (`/__fake/`, only when `test_hooks` is set; otherwise 404)
 //!
@@ -48,5 +49,5 @@ mod persist;
 mod server;
 mod store;
 
-pub use config::{BasicAuth, BasicAuthParseError, ErrorFormat, FakeConfig};
+pub use config::{BasicAuth, BasicAuthParseError, ErrorFormat, FakeConfig, KestraVersion};
 pub use server::{RunningFake, spawn};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use kestra_fake::{BasicAuth, ErrorFormat, FakeConfig};
+use kestra_fake::{BasicAuth, ErrorFormat, FakeConfig, KestraVersion};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -47,6 +47,17 @@ struct Args {
     /// Serve the `/__fake/**` test hooks.
     #[arg(long, env = "KESTRA_FAKE_TEST_HOOKS")]
     test_hooks: bool,
+    /// The Kestra line to answer like where 1.3 and 2.0 differ (KV listing, file names, legacy
+    /// flow query parameters, ...). The default is 1.3 because 1.3 is the released line users
+    /// run, while the 2.0 web layer (routing, content types, status mapping) was recorded from
+    /// pre-release source.
+    #[arg(
+        long,
+        env = "KESTRA_FAKE_KESTRA_VERSION",
+        value_enum,
+        default_value = "1.3"
+    )]
+    kestra_version: KestraVersion,
     /// Log line format (level from RUST_LOG, default info).
     #[arg(
         long,
@@ -72,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         error_format: args.error_format,
         state_file: args.state_file,
         test_hooks: args.test_hooks,
+        kestra_version: args.kestra_version,
     })
     .await?;
     if let Some(path) = &args.port_file {

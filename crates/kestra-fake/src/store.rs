@@ -32,4 +32,8 @@ pub struct TenantStore {
     pub kv: BTreeMap<String, BTreeMap<String, KvEntry>>,
     /// namespace -> its file tree.
     pub files: BTreeMap<String, FileTree>,
+    /// namespace -> key -> last revision of a deleted KV key: Kestra continues the count when
+    /// the key is written again.
+    #[serde(default)]
+    pub kv_deleted_revisions: BTreeMap<String, BTreeMap<String, u64>>,
 }

@@ -14,3 +14,7 @@ mod flows;
 mod hooks;
 #[path = "contract/kv.rs"]
 mod kv;
+#[path = "contract/replay.rs"]
+mod replay;
+#[path = "contract/transcripts.rs"]
+mod transcripts;

@@ -49,17 +49,36 @@ pub struct FileQuery {
     to: Option<String>,
 }
 
+/// The stored form of a decoded path. Kestra 1.x's storage keeps a space as `+` (so `a b.txt`
+/// and `a+b.txt` are one file, listed as `a+b.txt`); 2.0 keeps names as sent. The query was
+/// decoded as a form, so a raw `+` already reads as a space.
+fn stored(shared: &AppState, path: &str) -> Result<String, ApiError> {
+    let path = normalize(path)?;
+    Ok(if shared.config.kestra_version.is_v2() {
+        path
+    } else {
+        path.replace(' ', "+")
+    })
+}
+
 /// A query value Micronaut would declare required.
-fn required(value: Option<&String>, name: &str) -> Result<String, ApiError> {
+fn required(shared: &AppState, value: Option<&String>, name: &str) -> Result<String, ApiError> {
     let value = value.ok_or_else(|| {
         ApiError::BadRequest(format!("Required QueryValue [{name}] not specified"))
     })?;
-    Ok(normalize(value)?)
+    stored(shared, value)
 }
 
 /// A nullable query value: the namespace root when absent.
-fn optional(value: Option<&String>) -> Result<String, ApiError> {
-    Ok(value.map_or(Ok("/".to_owned()), |v| normalize(v))?)
+fn optional(shared: &AppState, value: Option<&String>) -> Result<String, ApiError> {
+    value.map_or(Ok("/".to_owned()), |v| stored(shared, v))
+}
+
+/// Kestra's 404 for a missing file names the namespace.
+fn file_not_found(path: &str, namespace: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "File '{path}' was not found in namespace '{namespace}'."
+    ))
 }
 
 pub async fn get_content(
@@ -68,14 +87,30 @@ pub async fn get_content(
     ApiPath(ns): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<Response, ApiError> {
-    let path = required(query.path.as_ref(), "path")?;
-    let bytes = shared.read(|store| {
-        store
-            .tenant(&tenant)
-            .and_then(|t| t.files.get(&ns.namespace))
-            .ok_or_else(|| FileError::NotFound(path.clone()))
-            .and_then(|tree| tree.content(&path, query.revision).map(<[u8]>::to_vec))
-    })?;
+    let path = required(&shared, query.path.as_ref(), "path")?;
+    let bytes = shared
+        .read(|store| {
+            store
+                .tenant(&tenant)
+                .and_then(|t| t.files.get(&ns.namespace))
+                .ok_or_else(|| FileError::NotFound(path.clone()))
+                .and_then(|tree| tree.content(&path, query.revision).map(<[u8]>::to_vec))
+        })
+        .map_err(|error| match error {
+            FileError::NotFound(path) => file_not_found(&path, &ns.namespace),
+            FileError::IsDirectory(path) if shared.config.kestra_version.is_v2() => {
+                ApiError::NotFound(format!(
+                    "'{path}' is a directory in namespace '{}', it has no content to read.",
+                    ns.namespace
+                ))
+            }
+            // Kestra 1.x leaks the local storage path of the directory.
+            FileError::IsDirectory(path) => ApiError::NotFound(format!(
+                "/app/storage/{tenant}/{}/_files{path} (Is a directory)",
+                ns.namespace.replace('.', "/")
+            )),
+            other => other.into(),
+        })?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
@@ -92,17 +127,22 @@ pub async fn stats(
     ApiPath(ns): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let path = optional(query.path.as_ref())?;
+    let path = optional(&shared, query.path.as_ref())?;
     let now = Utc::now();
-    let stat = shared.read(|store| {
-        match store
-            .tenant(&tenant)
-            .and_then(|t| t.files.get(&ns.namespace))
-        {
-            Some(tree) => tree.stat(&path, now),
-            None => FileTree::default().stat(&path, now),
-        }
-    })?;
+    let stat = shared
+        .read(|store| {
+            match store
+                .tenant(&tenant)
+                .and_then(|t| t.files.get(&ns.namespace))
+            {
+                Some(tree) => tree.stat(&path, now),
+                None => FileTree::default().stat(&path, now),
+            }
+        })
+        .map_err(|error| match error {
+            FileError::NotFound(path) => file_not_found(&path, &ns.namespace),
+            other => other.into(),
+        })?;
     Ok(Json(stat))
 }
 
@@ -112,7 +152,7 @@ pub async fn list_directory(
     ApiPath(ns): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let path = optional(query.path.as_ref())?;
+    let path = optional(&shared, query.path.as_ref())?;
     let children = shared.read(|store| {
         match store
             .tenant(&tenant)
@@ -131,7 +171,7 @@ pub async fn make_directory(
     ApiPath(ns): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<(), ApiError> {
-    let path = optional(query.path.as_ref())?;
+    let path = optional(&shared, query.path.as_ref())?;
     shared.write(|store| {
         let tree = store
             .tenant_mut(&tenant)
@@ -148,15 +188,23 @@ pub async fn move_path(
     ApiPath(ns): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<(), ApiError> {
-    let from = required(query.from.as_ref(), "from")?;
-    let to = required(query.to.as_ref(), "to")?;
+    let from = required(&shared, query.from.as_ref(), "from")?;
+    let to = required(&shared, query.to.as_ref(), "to")?;
     shared.write(|store| {
         let tree = store
             .tenant_mut(&tenant)
             .files
-            .entry(ns.namespace)
+            .entry(ns.namespace.clone())
             .or_default();
-        Ok(tree.move_path(&from, &to, Utc::now())?)
+        // Kestra moves a missing source silently and refuses an existing target with a 500.
+        match tree.move_path(&from, &to, Utc::now()) {
+            Ok(()) | Err(FileError::NotFound(_)) => Ok(()),
+            Err(FileError::AlreadyExists(to)) => Err(ApiError::Internal(format!(
+                "File '{to}' already exists in namespace '{}'.",
+                ns.namespace
+            ))),
+            Err(other) => Err(other.into()),
+        }
     })
 }
 
@@ -166,7 +214,7 @@ pub async fn delete(
     ApiPath(ns): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<(), ApiError> {
-    let path = required(query.path.as_ref(), "path")?;
+    let path = required(&shared, query.path.as_ref(), "path")?;
     shared.write(|store| {
         if let Some(tree) = store.tenant_mut(&tenant).files.get_mut(&ns.namespace) {
             tree.delete(&path);
@@ -182,7 +230,7 @@ pub async fn upload(
     ApiQuery(query): ApiQuery<FileQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(), ApiError> {
-    let path = required(query.path.as_ref(), "path")?;
+    let path = required(&shared, query.path.as_ref(), "path")?;
     let mut multipart = multipart.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (file_name, bytes) = file_content_part(&mut multipart).await?;
     // Kestra extracts a part whose file name ends in `.zip` and ignores `path`.
@@ -190,6 +238,14 @@ pub async fn upload(
         extract_zip(&bytes)?
     } else {
         vec![(path, bytes.to_vec())]
+    };
+    let files = if shared.config.kestra_version.is_v2() {
+        files
+    } else {
+        files
+            .into_iter()
+            .map(|(path, bytes)| (path.replace(' ', "+"), bytes))
+            .collect()
     };
     shared.write(|store| {
         let tree = store

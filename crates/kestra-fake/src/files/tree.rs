@@ -14,6 +14,8 @@ pub enum FileError {
     Forbidden(String),
     #[error("Invalid path: {0}")]
     InvalidPath(String),
+    #[error("File should be accessed with their full path and not using relative '..' path.")]
+    RelativePath,
     #[error("File not found: {0}")]
     NotFound(String),
     #[error("Directory not found: {0}")]
@@ -35,7 +37,7 @@ pub fn normalize(raw: &str) -> Result<String, FileError> {
     for segment in raw.split('/') {
         match segment {
             "" | "." => {}
-            ".." => return Err(FileError::InvalidPath(raw.to_owned())),
+            ".." => return Err(FileError::RelativePath),
             s => segments.push(s),
         }
     }
@@ -221,7 +223,8 @@ impl FileTree {
                 };
                 blob.map(|b| b.0.as_slice()).ok_or_else(not_found)
             }
-            _ => Err(not_found()),
+            Some(_) => Err(FileError::IsDirectory(path.to_owned())),
+            None => Err(not_found()),
         }
     }
 
@@ -230,7 +233,8 @@ impl FileTree {
             // The root always exists; Kestra creates it on first look.
             let created = self.nodes.values().map(|n| n.created).min().unwrap_or(now);
             let modified = self.nodes.values().map(|n| n.modified).max().unwrap_or(now);
-            return Ok(stat_json("", "Directory", 0, created, modified));
+            // Kestra names the root after its storage folder.
+            return Ok(stat_json("_files", "Directory", 0, created, modified));
         }
         let node = self
             .nodes
@@ -239,7 +243,12 @@ impl FileTree {
         Ok(node_stat(path, node))
     }
 
+    /// The direct children of a directory in creation order, as Kestra lists them; a file has
+    /// none.
     pub fn children(&self, dir: &str) -> Result<Vec<Value>, FileError> {
+        if self.nodes.contains_key(dir) && !self.is_dir(dir) {
+            return Ok(Vec::new());
+        }
         if !self.is_dir(dir) {
             return Err(FileError::DirectoryNotFound(dir.to_owned()));
         }
@@ -248,11 +257,12 @@ impl FileTree {
         } else {
             dir.matches('/').count() + 1
         };
-        Ok(self
+        let mut children: Vec<(&String, &Node)> = self
             .descendants(dir)
             .filter(|(k, _)| k.matches('/').count() == depth)
-            .map(|(k, n)| node_stat(k, n))
-            .collect())
+            .collect();
+        children.sort_by(|(ka, a), (kb, b)| (a.created, ka).cmp(&(b.created, kb)));
+        Ok(children.into_iter().map(|(k, n)| node_stat(k, n)).collect())
     }
 
     /// Deletes a file or a directory with its content, then the parents left empty.
@@ -350,10 +360,7 @@ mod tests {
         assert_eq!(normalize("//a/./b/").unwrap(), "/a/b");
         assert_eq!(normalize("").unwrap(), "/");
         assert_eq!(normalize("/a b+c.txt").unwrap(), "/a b+c.txt");
-        assert!(matches!(
-            normalize("/a/../b"),
-            Err(FileError::InvalidPath(_))
-        ));
+        assert!(matches!(normalize("/a/../b"), Err(FileError::RelativePath)));
         assert_eq!(
             normalize("/_flows/x.yml"),
             Err(FileError::Forbidden("/_flows/x.yml".into()))
@@ -397,7 +404,10 @@ mod tests {
         assert_eq!(names("/"), vec!["a", "ab.txt"]);
         assert_eq!(names("/a"), vec!["b", "d.txt"]);
         assert!(tree.children("/zz").is_err());
-        assert!(tree.children("/a/d.txt").is_err());
+        assert!(
+            tree.children("/a/d.txt").unwrap().is_empty(),
+            "a file has no children"
+        );
     }
 
     #[test]

@@ -1,7 +1,14 @@
 //! Flows: kestra-api.md section 2. Revisions are kept whole; delete is a revision too.
 
+mod bulk;
 mod model;
 mod search;
+
+pub use bulk::{
+    delete_by_ids, delete_by_query, disable_by_ids, disable_by_query, enable_by_ids,
+    enable_by_query, export_by_ids, export_by_query, literal_lookup_delete_by_ids,
+    literal_lookup_delete_by_query,
+};
 
 pub use model::FlowRevision;
 
@@ -15,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
 use crate::errors::{ApiError, Violation, join_violations};
-use model::{check_flow, flow_json, split_documents};
+use model::{Shape, check_flow, flow_json, split_documents, written_flow_json};
 use search::SearchQuery;
 
 fn latest_live(revisions: Option<&Vec<FlowRevision>>) -> Option<&FlowRevision> {
@@ -53,7 +60,7 @@ pub struct NamespacePath {
     namespace: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct GetQuery {
     #[serde(default)]
@@ -96,7 +103,10 @@ pub async fn create(
         history.push(rev.clone());
         Ok(rev)
     })?;
-    Ok(Json(flow_json(&rev, true)))
+    Ok(Json(written_flow_json(
+        &rev,
+        shared.config.kestra_version.is_v2(),
+    )))
 }
 
 pub async fn get_flow(
@@ -105,9 +115,20 @@ pub async fn get_flow(
     ApiPath(path): ApiPath<FlowPath>,
     ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    lookup(&shared, &tenant, &path, &query)
+}
+
+/// `GET /flows/{namespace}/{id}`, also reached by literal paths without a GET route of their
+/// own (`GET /flows/delete/by-query` is the flow `by-query` of namespace `delete`).
+fn lookup(
+    shared: &AppState,
+    tenant: &str,
+    path: &FlowPath,
+    query: &GetQuery,
+) -> Result<Json<Value>, ApiError> {
     let found = shared.read(|store| {
         let history = store
-            .tenant(&tenant)?
+            .tenant(tenant)?
             .flows
             .get(&path.namespace)?
             .get(&path.id)?;
@@ -115,16 +136,36 @@ pub async fn get_flow(
             Some(n) => history.iter().find(|r| r.revision == n)?,
             None => history.last()?,
         };
-        (query.allow_deleted || !rev.deleted).then(|| flow_json(rev, query.source))
+        (query.allow_deleted || !rev.deleted).then(|| {
+            flow_json(
+                rev,
+                Shape {
+                    with_source: query.source,
+                    v2: shared.config.kestra_version.is_v2(),
+                },
+            )
+        })
     });
-    found.map(Json).ok_or_else(|| flow_not_found(&path))
+    found.map(Json).ok_or_else(|| flow_not_found(path))
 }
 
-fn flow_not_found(path: &FlowPath) -> ApiError {
-    ApiError::NotFound(format!(
-        "Flow '{}' not found in namespace '{}'",
-        path.id, path.namespace
-    ))
+/// Kestra's flow 404 is the bare `Not Found`, without the flow's name.
+fn flow_not_found(_path: &FlowPath) -> ApiError {
+    ApiError::NotFound(String::new())
+}
+
+/// Appends a deleted revision when the flow is live; whether it was.
+fn soft_delete(history: &mut Vec<FlowRevision>) -> bool {
+    let Some(last) = latest_live(Some(history)).cloned() else {
+        return false;
+    };
+    history.push(FlowRevision {
+        revision: last.revision + 1,
+        deleted: true,
+        updated: Utc::now(),
+        ..last
+    });
+    true
 }
 
 pub async fn update(
@@ -136,7 +177,8 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     require_yaml(&headers)?;
     let source = utf8(&body)?;
-    let rev = shared.write(|store| {
+    let v2 = shared.config.kestra_version.is_v2();
+    let answer = shared.write(|store| {
         let history = store
             .tenant_mut(&tenant)
             .flows
@@ -163,7 +205,14 @@ pub async fn update(
             .cloned()
             .ok_or_else(|| flow_not_found(&path))?;
         if last.source == source {
-            return Ok(last);
+            // The identical source: Kestra answers with the stored flow, as a GET shows it.
+            return Ok(flow_json(
+                &last,
+                Shape {
+                    with_source: true,
+                    v2,
+                },
+            ));
         }
         let rev = FlowRevision {
             revision: last.revision + 1,
@@ -172,10 +221,11 @@ pub async fn update(
             source: source.to_owned(),
             doc: flow.doc,
         };
-        history.push(rev.clone());
-        Ok(rev)
+        let answer = written_flow_json(&rev, v2);
+        history.push(rev);
+        Ok(answer)
     })?;
-    Ok(Json(flow_json(&rev, true)))
+    Ok(Json(answer))
 }
 
 pub async fn delete(
@@ -189,19 +239,11 @@ pub async fn delete(
             .flows
             .get_mut(&path.namespace)
             .and_then(|flows| flows.get_mut(&path.id));
-        let Some(history) = history else {
-            return Err(flow_not_found(&path));
-        };
-        let Some(last) = latest_live(Some(history)).cloned() else {
-            return Err(flow_not_found(&path));
-        };
-        history.push(FlowRevision {
-            revision: last.revision + 1,
-            deleted: true,
-            updated: Utc::now(),
-            ..last
-        });
-        Ok(())
+        if history.is_some_and(soft_delete) {
+            Ok(())
+        } else {
+            Err(flow_not_found(&path))
+        }
     })?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -211,6 +253,7 @@ pub async fn list_namespace(
     Tenant(tenant): Tenant,
     ApiPath(path): ApiPath<NamespacePath>,
 ) -> Json<Vec<Value>> {
+    let shape = listed(&shared);
     let flows = shared.read(|store| {
         store
             .tenant(&tenant)
@@ -219,12 +262,20 @@ pub async fn list_namespace(
                 flows
                     .values()
                     .filter_map(|h| latest_live(Some(h)))
-                    .map(|r| flow_json(r, false))
+                    .map(|r| flow_json(r, shape))
                     .collect()
             })
             .unwrap_or_default()
     });
     Json(flows)
+}
+
+/// The shape of flows in listings and search results (no source).
+fn listed(shared: &AppState) -> Shape {
+    Shape {
+        with_source: false,
+        v2: shared.config.kestra_version.is_v2(),
+    }
 }
 
 /// Refused on purpose: this endpoint deletes every flow of the namespace missing from the body
@@ -310,7 +361,8 @@ pub async fn search(
     Tenant(tenant): Tenant,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = SearchQuery::parse(&params)?;
+    let query = SearchQuery::parse(&params, !shared.config.kestra_version.is_v2())?;
+    let shape = listed(&shared);
     let matches: Vec<Value> = shared.read(|store| {
         let Some(tenant) = store.tenant(&tenant) else {
             return Vec::new();
@@ -321,7 +373,7 @@ pub async fn search(
             .flat_map(|(namespace, flows)| flows.iter().map(move |(id, h)| (namespace, id, h)))
             .filter(|(namespace, id, _)| query.matches(namespace, id))
             .filter_map(|(_, _, h)| latest_live(Some(h)))
-            .map(|r| flow_json(r, false))
+            .map(|r| flow_json(r, shape))
             .collect()
     });
     let total = matches.len();

@@ -195,8 +195,37 @@ pub fn split_documents(body: &str) -> Vec<String> {
     docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
 }
 
-/// The `Flow` JSON of a revision; `FlowWithSource` when `with_source`.
-pub fn flow_json(rev: &FlowRevision, with_source: bool) -> Value {
+/// How a flow is shown: what Kestra's answer shapes depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// `FlowWithSource` (with `source`).
+    pub with_source: bool,
+    /// Kestra 2.0: every flow has `draft`, and a deleted one keeps `updated`.
+    pub v2: bool,
+}
+
+/// The JSON of a freshly written revision (the create/update answer): Kestra leaves out
+/// `updated` and the empty `triggers` there.
+pub fn written_flow_json(rev: &FlowRevision, v2: bool) -> Value {
+    let mut json = flow_json(
+        rev,
+        Shape {
+            with_source: true,
+            v2,
+        },
+    );
+    if let Value::Object(obj) = &mut json {
+        obj.remove("updated");
+        if obj.get("triggers").is_some_and(|t| t == &json!([])) {
+            obj.remove("triggers");
+        }
+    }
+    json
+}
+
+/// The `Flow` JSON of a stored revision; `FlowWithSource` when `shape.with_source`.
+pub fn flow_json(rev: &FlowRevision, shape: Shape) -> Value {
+    let with_source = shape.with_source;
     let mut obj = match &rev.doc {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
@@ -218,11 +247,20 @@ pub fn flow_json(rev: &FlowRevision, with_source: bool) -> Value {
         .unwrap_or(false);
     obj.insert("disabled".into(), Value::Bool(disabled));
     obj.insert("deleted".into(), Value::Bool(rev.deleted));
+    if shape.v2 {
+        obj.insert("draft".into(), Value::Bool(false));
+    }
     obj.insert("revision".into(), json!(rev.revision));
-    obj.insert(
-        "updated".into(),
-        Value::String(rev.updated.to_rfc3339_opts(SecondsFormat::Millis, true)),
-    );
+    // Kestra 1.x shows a deleted revision without `updated`.
+    if !rev.deleted || shape.v2 {
+        obj.insert(
+            "updated".into(),
+            Value::String(rev.updated.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
+    }
+    if !matches!(obj.get("triggers"), Some(Value::Array(_))) {
+        obj.insert("triggers".into(), json!([]));
+    }
     if with_source {
         obj.insert("source".into(), Value::String(rev.source.clone()));
     } else {
@@ -283,7 +321,13 @@ mod tests {
             source: VALID.into(),
             doc: check.doc.unwrap(),
         };
-        let json = flow_json(&rev, false);
+        let json = flow_json(
+            &rev,
+            Shape {
+                with_source: false,
+                v2: false,
+            },
+        );
         assert_eq!(json["labels"], json!([{ "key": "team", "value": "data" }]));
         assert_eq!(json["revision"], 2);
         assert_eq!(json["disabled"], false);

@@ -30,7 +30,9 @@ static FILTER_KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^filters\[(\w+)\]\[(\w+)\]$").expect("static regex"));
 
 impl SearchQuery {
-    pub fn parse(params: &[(String, String)]) -> Result<Self, ApiError> {
+    /// `legacy`: honour the pre-`filters` parameters `namespace=` and `q=` (Kestra 1.x); Kestra
+    /// 2.0 ignores them (and `labels=`), so the query then spans the whole tenant.
+    pub fn parse(params: &[(String, String)], legacy: bool) -> Result<Self, ApiError> {
         let mut query = Self {
             page: 1,
             size: 10,
@@ -39,6 +41,7 @@ impl SearchQuery {
         };
         for (key, value) in params {
             match key.as_str() {
+                "namespace" | "q" | "labels" if !legacy => {}
                 "page" => query.page = positive(key, value)?,
                 "size" => query.size = positive(key, value)?,
                 "namespace" => query
@@ -115,13 +118,18 @@ mod tests {
             ),
             ("page".to_owned(), "2".to_owned()),
         ];
-        let query = SearchQuery::parse(&params).unwrap();
+        let query = SearchQuery::parse(&params, true).unwrap();
         assert_eq!(query.page, 2);
         assert!(query.matches("company.team", "x"));
         assert!(!query.matches("other", "x"));
-        let legacy = SearchQuery::parse(&[("namespace".into(), "a.b".into())]).unwrap();
+        let legacy = SearchQuery::parse(&[("namespace".into(), "a.b".into())], true).unwrap();
         assert!(legacy.matches("a.b.c", "x"));
         assert!(!legacy.matches("a.bc", "x"));
-        assert!(SearchQuery::parse(&[("filters[state][EQUALS]".into(), "x".into())]).is_err());
+        assert!(
+            SearchQuery::parse(&[("filters[state][EQUALS]".into(), "x".into())], true).is_err()
+        );
+        // Kestra 2.0 ignores the legacy parameters.
+        let ignored = SearchQuery::parse(&[("namespace".into(), "a.b".into())], false).unwrap();
+        assert!(ignored.matches("other", "x"));
     }
 }

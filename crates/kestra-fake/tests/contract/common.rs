@@ -139,12 +139,28 @@ pub async fn empty(response: Response, status: StatusCode) {
     assert_eq!(text, "", "expected an empty body");
 }
 
-/// The legacy `JsonError` body expected for `message` at `href`, with one embedded error.
+/// Kestra's `_links.self` of a `JsonError` at `href`.
+fn self_link(href: &str) -> Value {
+    serde_json::json!({ "self": {
+        "href": href,
+        "templated": false,
+        "profile": null,
+        "deprecation": null,
+        "title": null,
+        "hreflang": null,
+        "type": null,
+        "name": null,
+    } })
+}
+
+/// The legacy `JsonError` body expected for `message` at `href` (no embedded errors).
 pub fn json_error(message: &str, href: &str) -> Value {
     serde_json::json!({
         "message": message,
-        "_links": { "self": { "href": href, "templated": false } },
-        "_embedded": { "errors": [ { "message": message } ] },
+        "logref": null,
+        "path": null,
+        "_links": self_link(href),
+        "_embedded": {},
     })
 }
 
@@ -157,11 +173,17 @@ pub fn violation_error(href: &str, violations: &[(&str, &str)]) -> Value {
         .join(", ");
     let errors: Vec<Value> = violations
         .iter()
-        .map(|(p, m)| serde_json::json!({ "message": m, "path": p }))
+        .map(|(p, m)| {
+            serde_json::json!({
+                "message": m, "logref": null, "path": p, "_links": {}, "_embedded": {},
+            })
+        })
         .collect();
     serde_json::json!({
         "message": format!("Invalid entity: {joined}"),
-        "_links": { "self": { "href": href, "templated": false } },
+        "logref": null,
+        "path": null,
+        "_links": self_link(href),
         "_embedded": { "errors": errors },
     })
 }

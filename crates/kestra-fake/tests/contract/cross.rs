@@ -356,11 +356,10 @@ async fn problem_format_slugs_for_argument_expiry_and_bad_request() {
 }
 
 #[tokio::test]
-async fn illegal_state_is_409_in_json_and_500_in_problem() {
-    for (config, status) in [
-        (FakeConfig::default(), StatusCode::CONFLICT),
-        (problem(), StatusCode::INTERNAL_SERVER_ERROR),
-    ] {
+async fn move_onto_an_existing_file_is_500_in_both_formats() {
+    // files-mkdir-move#13: Kestra answers 500 with the file and namespace named.
+    for (config, json_format) in [(FakeConfig::default(), true), (problem(), false)] {
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
         let f = start_with(config).await;
         empty(
             f.upload("company.team", "/a.txt", "a.txt", b"a").await,
@@ -380,17 +379,20 @@ async fn illegal_state_is_409_in_json_and_500_in_problem() {
             .await
             .unwrap();
         let body = json(response, status).await;
-        if status == StatusCode::CONFLICT {
+        if json_format {
             assert_eq!(
                 body["message"],
-                "Illegal state: File already exists: /b.txt"
+                "Internal server error: File '/b.txt' already exists in namespace 'company.team'."
             );
         } else {
             assert_eq!(
                 body["type"],
                 "https://kestra.io/docs/api-reference/problems/internal-error"
             );
-            assert_eq!(body["detail"], "File already exists: /b.txt");
+            assert_eq!(
+                body["detail"],
+                "File '/b.txt' already exists in namespace 'company.team'."
+            );
         }
     }
 }

@@ -222,7 +222,10 @@ async fn get_content_returns_raw_bytes_or_404() {
     .await;
     assert_eq!(bytes_ok(f.content("/bin/data.bin").await).await, binary);
     let body = json(f.content("/nope.txt").await, StatusCode::NOT_FOUND).await;
-    assert_eq!(body["message"], "Not Found: File not found: /nope.txt");
+    assert_eq!(
+        body["message"],
+        "Not Found: File '/nope.txt' was not found in namespace 'company.team'."
+    );
     // A directory has no content.
     json(f.content("/bin").await, StatusCode::NOT_FOUND).await;
 }
@@ -245,7 +248,10 @@ async fn stats_describe_files_and_directories_or_404() {
         json!({ "fileName": "dir", "type": "Directory", "size": 0, "metadata": {} })
     );
     let body = json(stat("/missing").await, StatusCode::NOT_FOUND).await;
-    assert_eq!(body["message"], "Not Found: File not found: /missing");
+    assert_eq!(
+        body["message"],
+        "Not Found: File '/missing' was not found in namespace 'company.team'."
+    );
 }
 
 #[tokio::test]
@@ -330,11 +336,13 @@ async fn move_returns_200_and_moves_content() {
         b"moved"
     );
     json(f.content("/src/f.txt").await, StatusCode::NOT_FOUND).await;
-    // Moving something absent is a 404; a missing parameter a 400.
+    // Moving something absent is a silent no-op (files-mkdir-move#10); a missing parameter a
+    // 400.
     let absent = f
         .files(reqwest::Method::PUT, "", &[("from", "/src"), ("to", "/x")])
         .await;
-    json(absent, StatusCode::NOT_FOUND).await;
+    empty(absent, StatusCode::OK).await;
+    json(f.content("/x").await, StatusCode::NOT_FOUND).await;
     let no_to = f.files(reqwest::Method::PUT, "", &[("from", "/dst")]).await;
     let body = json(no_to, StatusCode::BAD_REQUEST).await;
     assert_eq!(

@@ -26,8 +26,8 @@ async fn create_returns_200_flow_with_source_at_revision_1() {
         "{}description: greets\nlabels:\n  team: data\n",
         flow(NS, "hello", "hi")
     );
-    let mut body = json(f.post_flow(&yaml).await, StatusCode::OK).await;
-    take_timestamp(&mut body, "updated");
+    // Kestra's create answer has neither `updated` nor `triggers`.
+    let body = json(f.post_flow(&yaml).await, StatusCode::OK).await;
     let mut expected = created_body(&yaml, "hello", "hi", 1);
     expected["description"] = json!("greets");
     expected["labels"] = json!([{ "key": "team", "value": "data" }]);
@@ -169,11 +169,13 @@ async fn get_returns_source_only_when_asked() {
     )
     .await;
     take_timestamp(&mut with, "updated");
-    assert_eq!(with, created_body(&yaml, "hello", "hi", 1));
+    // A GET shows `updated` and the (empty) `triggers`.
+    let mut expected = created_body(&yaml, "hello", "hi", 1);
+    expected["triggers"] = json!([]);
+    assert_eq!(with, expected);
 
     let mut without = json(f.get("/flows/company.team/hello").await, StatusCode::OK).await;
     take_timestamp(&mut without, "updated");
-    let mut expected = created_body(&yaml, "hello", "hi", 1);
     expected.as_object_mut().unwrap().remove("source");
     assert_eq!(without, expected);
 }
@@ -188,10 +190,7 @@ async fn get_of_a_missing_flow_is_404() {
     .await;
     assert_eq!(
         body,
-        json_error(
-            "Not Found: Flow 'nope' not found in namespace 'company.team'",
-            "/api/v1/main/flows/company.team/nope"
-        )
+        json_error("Not Found", "/api/v1/main/flows/company.team/nope")
     );
 }
 
@@ -227,8 +226,7 @@ async fn update_returns_200_with_a_new_revision() {
     let f = start().await;
     json(f.post_flow(&flow(NS, "hello", "one")).await, StatusCode::OK).await;
     let yaml = flow(NS, "hello", "two");
-    let mut body = json(f.put_flow(NS, "hello", &yaml).await, StatusCode::OK).await;
-    take_timestamp(&mut body, "updated");
+    let body = json(f.put_flow(NS, "hello", &yaml).await, StatusCode::OK).await;
     assert_eq!(body, created_body(&yaml, "hello", "two", 2));
 }
 
@@ -236,11 +234,16 @@ async fn update_returns_200_with_a_new_revision() {
 async fn saving_identical_source_makes_no_new_revision() {
     let f = start().await;
     let yaml = flow(NS, "hello", "one");
-    let created = json(f.post_flow(&yaml).await, StatusCode::OK).await;
+    json(f.post_flow(&yaml).await, StatusCode::OK).await;
+    let stored = json(
+        f.get("/flows/company.team/hello?source=true").await,
+        StatusCode::OK,
+    )
+    .await;
     let same = json(f.put_flow(NS, "hello", &yaml).await, StatusCode::OK).await;
     assert_eq!(
-        same, created,
-        "the stored flow comes back unchanged, timestamp included"
+        same, stored,
+        "the stored flow comes back unchanged, as a GET shows it (timestamp included)"
     );
     // Any byte of difference is a change.
     let changed = json(
@@ -261,10 +264,7 @@ async fn update_of_a_missing_flow_is_404() {
     .await;
     assert_eq!(
         body,
-        json_error(
-            "Not Found: Flow 'ghost' not found in namespace 'company.team'",
-            "/api/v1/main/flows/company.team/ghost"
-        )
+        json_error("Not Found", "/api/v1/main/flows/company.team/ghost")
     );
 }
 
@@ -340,10 +340,7 @@ async fn delete_of_an_absent_flow_is_404() {
         .unwrap();
     assert_eq!(
         json(response, StatusCode::NOT_FOUND).await,
-        json_error(
-            "Not Found: Flow 'nope' not found in namespace 'company.team'",
-            "/api/v1/main/flows/company.team/nope"
-        )
+        json_error("Not Found", "/api/v1/main/flows/company.team/nope")
     );
 }
 
@@ -546,4 +543,50 @@ async fn bulk_namespace_update_is_refused_loudly() {
     );
     // Nothing was deleted.
     json(f.get("/flows/company.team/keep").await, StatusCode::OK).await;
+}
+
+/// `DELETE /flows/delete/by-query?namespace=..`: 1.3 filters on the namespace and its children;
+/// 2.0 ignores the legacy parameter and deletes every flow of the tenant (2.0.0-vs-1.3.31.md #4).
+#[tokio::test]
+async fn delete_by_query_legacy_namespace_filters_in_1_3_and_is_ignored_in_2_0() {
+    for (version, expected_count, left) in [
+        (kestra_fake::KestraVersion::V1_3, 2, 1),
+        (kestra_fake::KestraVersion::V2_0, 3, 0),
+    ] {
+        let f = start_with(kestra_fake::FakeConfig {
+            kestra_version: version,
+            ..kestra_fake::FakeConfig::default()
+        })
+        .await;
+        for (namespace, id) in [("a.x", "f1"), ("a.x.child", "f2"), ("b", "f3")] {
+            json(
+                f.post_flow(&flow(namespace, id, "hi")).await,
+                StatusCode::OK,
+            )
+            .await;
+        }
+        let response = f
+            .client
+            .delete(f.url("/flows/delete/by-query?namespace=a.x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            json(response, StatusCode::OK).await,
+            json!({ "count": expected_count }),
+            "{version:?}"
+        );
+        let search = json(f.get("/flows/search").await, StatusCode::OK).await;
+        assert_eq!(search["total"], left, "{version:?}");
+        // Soft delete: the deleted revision is kept and consumed a revision number.
+        let deleted = json(
+            f.get("/flows/a.x/f1?allowDeleted=true").await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            (deleted["revision"].clone(), deleted["deleted"].clone()),
+            (json!(2), json!(true))
+        );
+    }
 }

@@ -1,0 +1,351 @@
+//! The literal bulk routes under `/flows` (README rows 11, 12, 15 of the transcripts):
+//! delete, export, disable and enable, by query or by ids. They shadow `/flows/{namespace}/{id}`
+//! for their own methods only: `GET /flows/delete/by-query` is still the flow `by-query` of the
+//! namespace `delete`.
+
+use std::io::{Cursor, Write};
+use std::sync::LazyLock;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use http::header;
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::search::SearchQuery;
+use super::{FlowPath, FlowRevision, GetQuery, latest_live, lookup, soft_delete};
+use crate::app::{ApiQuery, AppState, Tenant};
+use crate::errors::ApiError;
+use crate::store::TenantStore;
+
+static DISABLED_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^disabled:[ \t]*(true|false)[ \t]*$").expect("static regex"));
+
+/// One `{"namespace", "id"}` of a by-ids body.
+#[derive(Debug, Deserialize)]
+struct FlowId {
+    namespace: String,
+    id: String,
+}
+
+/// What Kestra answers when a listed flow does not exist (an `Optional.get()` on empty).
+fn no_value_present() -> ApiError {
+    ApiError::NotFound("No value present".to_owned())
+}
+
+/// Parses a by-ids body; Kestra answers a malformed one with a 500 and Jackson's text.
+fn parse_ids(body: &Bytes) -> Result<Vec<FlowId>, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        let text = String::from_utf8_lossy(body);
+        let token: String = text
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect();
+        if token.is_empty() {
+            ApiError::Internal(format!("Cannot parse the flow ids: {error}"))
+        } else {
+            ApiError::Internal(format!(
+                "Unrecognized token '{token}': was expecting (JSON String, Number, Array, \
+                 Object or token 'null', 'true' or 'false')\n at [Source: REDACTED \
+                 (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, column: 1]"
+            ))
+        }
+    })
+}
+
+/// The live flows matching a query, as (namespace, id), in listing order.
+fn matching(tenant: Option<&TenantStore>, query: &SearchQuery) -> Vec<(String, String)> {
+    let Some(tenant) = tenant else {
+        return Vec::new();
+    };
+    tenant
+        .flows
+        .iter()
+        .flat_map(|(namespace, flows)| flows.iter().map(move |(id, h)| (namespace, id, h)))
+        .filter(|(namespace, id, h)| query.matches(namespace, id) && latest_live(Some(h)).is_some())
+        .map(|(namespace, id, _)| (namespace.clone(), id.clone()))
+        .collect()
+}
+
+fn parse_query(shared: &AppState, params: &[(String, String)]) -> Result<SearchQuery, ApiError> {
+    SearchQuery::parse(params, !shared.config.kestra_version.is_v2())
+}
+
+/// `DELETE /flows/delete/by-query`: soft-deletes every match (without a filter, every flow of
+/// the tenant) and answers `{"count": n}`.
+pub async fn delete_by_query(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = parse_query(&shared, &params)?;
+    let count = shared.write(|store| {
+        let ids = matching(store.tenant(&tenant), &query);
+        let flows = &mut store.tenant_mut(&tenant).flows;
+        let mut count = 0;
+        for (namespace, id) in ids {
+            if let Some(history) = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id))
+                && soft_delete(history)
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
+    })?;
+    Ok(Json(json!({ "count": count })))
+}
+
+/// `DELETE /flows/delete/by-ids`: deletes in order and stops with a 404 at the first missing
+/// flow, keeping the deletions before it, as Kestra does.
+pub async fn delete_by_ids(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let ids = parse_ids(&body)?;
+    let count = shared.write(|store| {
+        let flows = &mut store.tenant_mut(&tenant).flows;
+        let mut count = 0;
+        for FlowId { namespace, id } in ids {
+            let history = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id));
+            if !history.is_some_and(soft_delete) {
+                return Err(no_value_present());
+            }
+            count += 1;
+        }
+        Ok(count)
+    })?;
+    Ok(Json(json!({ "count": count })))
+}
+
+fn zip_response(entries: Vec<(String, String)>) -> Result<Response, ApiError> {
+    let failed = |e: zip::result::ZipError| ApiError::Internal(format!("cannot write zip: {e}"));
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, source) in entries {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .map_err(failed)?;
+        zip.write_all(source.as_bytes())
+            .map_err(|e| ApiError::Internal(format!("cannot write zip: {e}")))?;
+    }
+    let bytes = zip.finish().map_err(failed)?.into_inner();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"flows.zip\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /flows/export/by-query`: a zip of `{namespace}-{id}.yml` sources.
+pub async fn export_by_query(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let query = parse_query(&shared, &params)?;
+    let entries = shared.read(|store| {
+        let tenant = store.tenant(&tenant);
+        matching(tenant, &query)
+            .into_iter()
+            .filter_map(|(namespace, id)| {
+                let rev = latest_live(tenant?.flows.get(&namespace)?.get(&id))?;
+                Some((format!("{namespace}-{id}.yml"), rev.source.clone()))
+            })
+            .collect()
+    });
+    zip_response(entries)
+}
+
+/// `POST /flows/export/by-ids`: a zip of `{namespace}.{id}.yaml` sources; 404 when one is
+/// missing.
+pub async fn export_by_ids(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ids = parse_ids(&body)?;
+    let entries = shared.read(|store| {
+        ids.iter()
+            .map(|FlowId { namespace, id }| {
+                store
+                    .tenant(&tenant)
+                    .and_then(|t| latest_live(t.flows.get(namespace)?.get(id)))
+                    .map(|rev| (format!("{namespace}.{id}.yaml"), rev.source.clone()))
+                    .ok_or_else(no_value_present)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    zip_response(entries)
+}
+
+/// The source with `disabled: <value>`: an existing top-level line is replaced, otherwise the
+/// line is appended after a blank line (what Kestra stores on enable/disable).
+fn with_disabled(source: &str, disabled: bool) -> String {
+    let line = format!("disabled: {disabled}");
+    if DISABLED_LINE.is_match(source) {
+        DISABLED_LINE.replace(source, line.as_str()).into_owned()
+    } else {
+        let sep = if source.ends_with('\n') { "" } else { "\n" };
+        format!("{source}{sep}\n{line}\n")
+    }
+}
+
+/// Sets `disabled` on one live flow: a new revision when the source changes.
+fn set_disabled(history: &mut Vec<FlowRevision>, disabled: bool) -> bool {
+    let Some(last) = latest_live(Some(history)).cloned() else {
+        return false;
+    };
+    let source = with_disabled(&last.source, disabled);
+    if source != last.source {
+        let mut doc = last.doc.clone();
+        if let Value::Object(map) = &mut doc {
+            map.insert("disabled".into(), Value::Bool(disabled));
+        }
+        history.push(FlowRevision {
+            revision: last.revision + 1,
+            deleted: false,
+            updated: Utc::now(),
+            source,
+            doc,
+        });
+    }
+    true
+}
+
+async fn toggle_by_ids(
+    shared: AppState,
+    tenant: String,
+    body: Bytes,
+    disabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let ids = parse_ids(&body)?;
+    let count = shared.write(|store| {
+        let flows = &mut store.tenant_mut(&tenant).flows;
+        let mut count = 0;
+        for FlowId { namespace, id } in ids {
+            let history = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id));
+            if !history.is_some_and(|h| set_disabled(h, disabled)) {
+                return Err(no_value_present());
+            }
+            count += 1;
+        }
+        Ok(count)
+    })?;
+    Ok(Json(json!({ "count": count })))
+}
+
+async fn toggle_by_query(
+    shared: AppState,
+    tenant: String,
+    params: Vec<(String, String)>,
+    disabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let query = parse_query(&shared, &params)?;
+    let count = shared.write(|store| {
+        let ids = matching(store.tenant(&tenant), &query);
+        let flows = &mut store.tenant_mut(&tenant).flows;
+        let mut count = 0;
+        for (namespace, id) in ids {
+            if let Some(history) = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id))
+                && set_disabled(history, disabled)
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
+    })?;
+    Ok(Json(json!({ "count": count })))
+}
+
+/// `POST /flows/disable/by-ids`: `{"count": n}`, a new revision per flow.
+pub async fn disable_by_ids(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    toggle_by_ids(shared, tenant, body, true).await
+}
+
+/// `POST /flows/enable/by-ids`: `{"count": n}`; the source gets `disabled: false`.
+pub async fn enable_by_ids(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    toggle_by_ids(shared, tenant, body, false).await
+}
+
+/// `POST /flows/disable/by-query`.
+pub async fn disable_by_query(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    toggle_by_query(shared, tenant, params, true).await
+}
+
+/// `POST /flows/enable/by-query`.
+pub async fn enable_by_query(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    toggle_by_query(shared, tenant, params, false).await
+}
+
+fn literal_lookup(
+    shared: &AppState,
+    tenant: &str,
+    id: &str,
+    query: &GetQuery,
+) -> Result<Json<Value>, ApiError> {
+    let path = FlowPath {
+        namespace: "delete".to_owned(),
+        id: id.to_owned(),
+    };
+    lookup(shared, tenant, &path, query)
+}
+
+/// `GET /flows/delete/by-query`: no literal GET route, so the flow `by-query` of `delete`.
+pub async fn literal_lookup_delete_by_query(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(query): ApiQuery<GetQuery>,
+) -> Result<Json<Value>, ApiError> {
+    literal_lookup(&shared, &tenant, "by-query", &query)
+}
+
+/// `GET /flows/delete/by-ids`: the flow `by-ids` of `delete`.
+pub async fn literal_lookup_delete_by_ids(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(query): ApiQuery<GetQuery>,
+) -> Result<Json<Value>, ApiError> {
+    literal_lookup(&shared, &tenant, "by-ids", &query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_is_replaced_or_appended() {
+        let source = "id: a\nnamespace: b\n";
+        let disabled = with_disabled(source, true);
+        assert_eq!(disabled, "id: a\nnamespace: b\n\ndisabled: true\n");
+        assert_eq!(
+            with_disabled(&disabled, false),
+            "id: a\nnamespace: b\n\ndisabled: false\n"
+        );
+    }
+}
