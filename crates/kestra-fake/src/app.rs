@@ -248,7 +248,8 @@ async fn api_middleware(State(shared): State<AppState>, request: Request, next: 
         Err(error) => error.into_response(),
         Ok(()) => next.run(request).await,
     };
-    let response = render_error(&shared, response, &instance);
+    let allowed = allowed_methods(&shared, &route);
+    let response = render_error(&shared, response, &method, &path, &instance, allowed);
     shared
         .hooks
         .count(method.as_str(), &route, response.status().as_u16());
@@ -284,15 +285,66 @@ async fn faults_then_auth(
     Ok(())
 }
 
-fn render_error(shared: &Shared, response: Response, instance: &str) -> Response {
+/// Micronaut's 405 text: `Method [PATCH] not allowed for URI [/path]. Allowed methods: [..]`,
+/// the methods in the order Kestra lists them (HEAD first, GET last).
+fn method_not_allowed(method: &http::Method, path: &str, allow: &str) -> String {
+    const ORDER: [&str; 7] = ["HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "GET"];
+    let allowed: Vec<String> = allow
+        .split(',')
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty())
+        .collect();
+    let listed: Vec<&str> = ORDER
+        .iter()
+        .copied()
+        .filter(|m| allowed.iter().any(|a| a == m))
+        .collect();
+    format!(
+        "Method [{method}] not allowed for URI [{path}]. Allowed methods: [{}]",
+        listed.join(", ")
+    )
+}
+
+/// The methods each route answers, for the 405 text (axum only adds its `Allow` header after
+/// this middleware has run). Keep in step with [`router`].
+fn allowed_methods(shared: &Shared, route: &str) -> &'static str {
+    let root = if shared.config.legacy_root {
+        "/api/v1"
+    } else {
+        "/api/v1/{tenant}"
+    };
+    match route.strip_prefix(root).unwrap_or(route) {
+        "/flows" | "/flows/validate" | "/flows/export/by-ids" => "POST",
+        "/flows/disable/by-ids" | "/flows/enable/by-ids" => "POST",
+        "/flows/disable/by-query" | "/flows/enable/by-query" => "POST",
+        "/flows/search" | "/flows/export/by-query" | "/kv" => "GET,HEAD",
+        "/namespaces/{namespace}" | "/namespaces/{namespace}/files/stats" => "GET,HEAD",
+        "/flows/delete/by-query" | "/flows/delete/by-ids" => "GET,HEAD,DELETE",
+        "/flows/{namespace}" | "/namespaces/{namespace}/files/directory" => "GET,HEAD,POST",
+        "/flows/{namespace}/{id}" | "/namespaces/{namespace}/kv/{key}" => "GET,HEAD,PUT,DELETE",
+        // Kestra 2.0 removed the GET of the namespace KV listing.
+        "/namespaces/{namespace}/kv" if shared.config.kestra_version.is_v2() => "DELETE",
+        "/namespaces/{namespace}/kv" => "GET,HEAD,DELETE",
+        "/namespaces/{namespace}/files" => "GET,HEAD,POST,PUT,DELETE",
+        _ => "",
+    }
+}
+
+fn render_error(
+    shared: &Shared,
+    response: Response,
+    method: &http::Method,
+    path: &str,
+    instance: &str,
+    allowed: &str,
+) -> Response {
     if let Some(PendingError(error)) = response.extensions().get::<PendingError>() {
         return error.render(shared.config.error_format, instance);
     }
     // axum answers a known path with the wrong method itself, with an empty body.
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-        let mut rendered =
-            ApiError::MethodNotAllowed("this route does not accept the method".into())
-                .render(shared.config.error_format, instance);
+        let mut rendered = ApiError::MethodNotAllowed(method_not_allowed(method, path, allowed))
+            .render(shared.config.error_format, instance);
         if let Some(allow) = response.headers().get(http::header::ALLOW) {
             rendered
                 .headers_mut()

@@ -26,9 +26,12 @@ static DISABLED_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^disabled:[ \t]*(true|false)[ \t]*$").expect("static regex"));
 
 /// One `{"namespace", "id"}` of a by-ids body.
+/// A missing field names no flow, so it ends in the 404 of a missing flow.
 #[derive(Debug, Deserialize)]
 struct FlowId {
+    #[serde(default)]
     namespace: String,
+    #[serde(default)]
     id: String,
 }
 
@@ -37,9 +40,10 @@ fn no_value_present() -> ApiError {
     ApiError::NotFound("No value present".to_owned())
 }
 
-/// Parses a by-ids body; Kestra answers a malformed one with a 500 and Jackson's text.
+/// Parses a by-ids body; Kestra answers a malformed one with a 500 and Jackson's text, and
+/// takes a single object as a list of one.
 fn parse_ids(body: &Bytes) -> Result<Vec<FlowId>, ApiError> {
-    serde_json::from_slice(body).map_err(|error| {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
         let text = String::from_utf8_lossy(body);
         let token: String = text
             .trim_start()
@@ -55,7 +59,13 @@ fn parse_ids(body: &Bytes) -> Result<Vec<FlowId>, ApiError> {
                  (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, column: 1]"
             ))
         }
-    })
+    })?;
+    let value = match value {
+        Value::Object(_) => Value::Array(vec![value]),
+        other => other,
+    };
+    serde_json::from_value(value)
+        .map_err(|error| ApiError::Internal(format!("Cannot read the flow ids: {error}")))
 }
 
 /// The live flows matching a query, as (namespace, id), in listing order.

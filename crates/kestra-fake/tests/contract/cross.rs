@@ -222,7 +222,8 @@ async fn a_wrong_method_is_405_in_the_error_format() {
     assert_eq!(
         body,
         json_error(
-            "Method Not Allowed: this route does not accept the method",
+            "Method Not Allowed: Method [PATCH] not allowed for URI \
+             [/api/v1/main/flows/company.team/hello]. Allowed methods: [HEAD, PUT, DELETE, GET]",
             "/api/v1/main/flows/company.team/hello"
         )
     );
