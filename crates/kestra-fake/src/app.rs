@@ -202,12 +202,52 @@ pub fn router(shared: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
 
+    // Open without credentials, as in Kestra (auth#10 of the recordings).
+    let api = Router::new().route("/api/v1/configs", get(configs)).merge(api);
     let app = if shared.config.test_hooks {
         Router::new().nest("/__fake", hooks::router()).merge(api)
     } else {
         api
     };
     app.with_state(shared)
+}
+
+/// What Kestra says about itself, as each recorded version answered (auth#10).
+async fn configs(State(shared): State<AppState>) -> impl IntoResponse {
+    let uuid = "00000000-0000-4000-8000-000000000000";
+    let common = json!({
+        "uuid": uuid,
+        "edition": "OSS",
+        "chartDefaultDuration": "PT24H",
+        "isAnonymousUsageEnabled": false,
+        "isUiAnonymousUsageEnabled": false,
+        "preview": {"initial": 100, "max": 5000},
+        "systemNamespace": "system",
+        "hiddenLabelsPrefixes": ["system.", "internal."],
+        "isAiEnabled": false,
+        "isBasicAuthInitialized": true,
+        "pluginsHash": 0,
+        "isConcurrencyViewEnabled": true
+    });
+    let specific = if shared.config.kestra_version.is_v2() {
+        json!({
+            "version": "2.0.0",
+            "flowTemplate": "",
+            "isCustomDashboardsEnabled": false,
+            "isAiApiKeyConfigured": false
+        })
+    } else {
+        json!({
+            "version": "1.3.31",
+            "isCustomDashboardsEnabled": true,
+            "isTemplateEnabled": false
+        })
+    };
+    let mut body = common;
+    if let (Some(body), Some(specific)) = (body.as_object_mut(), specific.as_object()) {
+        body.extend(specific.clone());
+    }
+    axum::Json(body)
 }
 
 async fn not_found() -> ApiError {

@@ -151,3 +151,15 @@ async fn wrong_methods_1_3() {
     // differ.
     assert_steps(&steps, &[1, 3], &[2, 4]);
 }
+
+/// `GET /api/v1/configs` answers without credentials, with the version the double plays.
+#[tokio::test]
+async fn configs_say_the_version_without_credentials() {
+    let skip: Vec<u64> = (1..=12).filter(|step| *step != 10).collect();
+    for version in ["1.3.31", "2.0.0"] {
+        let Some(steps) = replay(version, "auth-errors.jsonl", "auth").await else {
+            return;
+        };
+        assert_steps(&steps, &[], &skip);
+    }
+}
