@@ -12,7 +12,7 @@ use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, 
 use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary, KvWrite};
 
 use super::flow::tenant_suffix;
-use super::kv_encoding::{Encoded, encode, expiry, matches};
+use super::kv_encoding::{Encoded, encode, expiry, matches, same_instant};
 use super::listing::{NamespaceListings, if_offered};
 
 #[derive(Clone, Debug, Hash, PartialEq)]
@@ -112,14 +112,6 @@ fn not_before(row: Option<&str>, read: &str) -> bool {
         (Some(Ok(row)), Ok(read)) => row >= read,
         (Some(_), _) => row == Some(read),
         (None, _) => false,
-    }
-}
-
-/// Two update times name the same instant (compared as times when both parse).
-fn same_instant(a: &str, b: &str) -> bool {
-    match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 
