@@ -265,6 +265,68 @@ fn chart_crds_equal_deploy_crds() {
     );
 }
 
+/// `metrics.port`: one value moves the listen address, the container port, the probes, the
+/// Service's target and the ServiceMonitor's endpoint together (the default, 8080, is checked by
+/// `assert_common`).
+#[test]
+fn renders_a_configured_metrics_port() {
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "metrics.port=9464",
+            "--set",
+            "serviceMonitor.enabled=true",
+        ],
+    )
+    .unwrap();
+    let c = container(&objects);
+    assert_eq!(env_of(&objects)["METRICS_ADDR"]["value"], "0.0.0.0:9464");
+    let ports = c["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0]["containerPort"], 9464);
+    // a named port resolves to the container port of that name
+    let container_port = |port: &Value| -> Value {
+        match port.as_str() {
+            Some(name) => ports
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["containerPort"].clone())
+                .unwrap_or_else(|| panic!("no container port named {name}")),
+            None => port.clone(),
+        }
+    };
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            container_port(&c[probe]["httpGet"]["port"]),
+            9464,
+            "{probe}"
+        );
+    }
+    let service = one(&objects, "Service");
+    let service_ports = service["spec"]["ports"].as_array().expect("Service ports");
+    assert_eq!(service_ports.len(), 1);
+    assert_eq!(container_port(&service_ports[0]["targetPort"]), 9464);
+    assert_eq!(
+        service_ports[0]["port"], 8080,
+        "service.port is the Service's own"
+    );
+    // the ServiceMonitor names a port of the Service, which targets the metrics port
+    let monitor = one(&objects, "ServiceMonitor");
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    let scraped = service_ports
+        .iter()
+        .find(|p| p["name"] == endpoint["port"])
+        .expect("the ServiceMonitor's port is a port of the Service");
+    assert_eq!(container_port(&scraped["targetPort"]), 9464);
+    // nothing left at the old fixed address
+    assert!(
+        !serde_json::to_string(&objects)
+            .unwrap()
+            .contains("0.0.0.0:8080")
+    );
+}
+
 /// What every rendering shares: the hardened pod, probes, resources, identity and the metrics
 /// Service, and the Kestra URL.
 fn assert_common(objects: &[Value]) {
