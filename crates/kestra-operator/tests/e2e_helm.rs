@@ -265,6 +265,93 @@ fn chart_crds_equal_deploy_crds() {
     );
 }
 
+/// The CRDs of `deploy/crds/`, each as the text of its document (without the `---` line).
+fn deploy_crd_texts() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("deploy/crds/kestra-operator.crds.yaml"))
+        .expect("deploy/crds is committed");
+    let docs: Vec<String> = text
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(docs.len(), 3, "three CRDs in deploy/crds");
+    docs
+}
+
+const KEEP: &str = "  annotations:\n    helm.sh/resource-policy: keep\n";
+
+/// `crds.templated=true`: the three CRDs come from `templates/` too, each the text of
+/// `deploy/crds/` byte for byte but for the `helm.sh/resource-policy: keep` annotation (so that
+/// `helm uninstall` keeps them); by default no CRD is rendered from `templates/` (Helm installs
+/// `crds/` alone), and the templated CRDs do not depend on `operator.enabled`.
+#[test]
+fn templated_crds_equal_deploy_crds() {
+    let chart = chart();
+    let output = helm(&[
+        "template",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "--set",
+        "crds.templated=true",
+        "--show-only",
+        "templates/crds.yaml",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let rendered: Vec<&str> = text
+        .split("---\n# Source: kestra-operator/templates/crds.yaml\n")
+        .filter(|d| !d.trim().is_empty())
+        .collect();
+    let expected = deploy_crd_texts();
+    assert_eq!(rendered.len(), expected.len(), "{text}");
+    for (rendered, expected) in rendered.iter().zip(&expected) {
+        assert_eq!(
+            rendered.matches(KEEP).count(),
+            1,
+            "one keep annotation:\n{rendered}"
+        );
+        let (head, rest) = rendered.split_once(KEEP).unwrap();
+        assert!(head.ends_with("\nmetadata:\n"), "{head}");
+        let without = format!("{head}{rest}");
+        assert!(
+            without.trim_end() == expected.trim_end(),
+            "the templated CRD differs from deploy/crds/ (other than the annotation):\n{rendered}"
+        );
+    }
+    // parsed: the same objects, with the annotation
+    let objects = render("ops", &["--set", "crds.templated=true"]).unwrap();
+    let crds = of_kind(&objects, "CustomResourceDefinition");
+    assert_eq!(crds.len(), 3);
+    for (crd, expected) in crds.iter().zip(&expected) {
+        let mut expected: Value = serde_saphyr::from_str(expected).unwrap();
+        expected["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
+        assert_eq!(**crd, expected);
+    }
+    // default: none from templates/
+    let objects = render("ops", &[]).unwrap();
+    assert!(of_kind(&objects, "CustomResourceDefinition").is_empty());
+    // the CRDs alone with operator.enabled=false, as crds/ would be
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "crds.templated=true",
+            "--set",
+            "operator.enabled=false",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&objects),
+        ["CustomResourceDefinition"; 3],
+        "only the CRDs"
+    );
+}
+
 /// `metrics.port`: one value moves the listen address, the container port, the probes, the
 /// Service's target and the ServiceMonitor's endpoint together (the default, 8080, is checked by
 /// `assert_common`).
@@ -949,6 +1036,195 @@ async fn chart_identity_syncs_the_documented_manifests() -> anyhow::Result<()> {
         op.tail(40)
     );
     assert_nothing_forbidden(&op)?;
+    Ok(())
+}
+
+/// `helm ARGS` against the test control plane; fails with helm's output unless it succeeds.
+fn helm_ok(env: &TestEnv, args: &[&str]) -> anyhow::Result<String> {
+    let output = helm_on(env, args);
+    ensure!(
+        output.status.success(),
+        "helm {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn helm_on(env: &TestEnv, args: &[&str]) -> Output {
+    let kubeconfig = env.kubeconfig.to_string_lossy();
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--kubeconfig", &kubeconfig]);
+    helm(&all)
+}
+
+/// Puts the CRDs back as the test environment applies them, whatever the test did to them.
+struct RestoreCrds;
+
+impl Drop for RestoreCrds {
+    fn drop(&mut self) {
+        let dir = root().join("deploy/crds");
+        let _ = env().kubectl([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=testenv",
+            "-f",
+            dir.to_str().unwrap_or_default(),
+        ]);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The live KestraFlow CRD's description and annotations.
+fn live_flow_crd(env: &TestEnv) -> anyhow::Result<(String, Value)> {
+    let crd: Value = serde_json::from_str(&env.kubectl_ok([
+        "get",
+        "crd",
+        "kestraflows.model.kestra.io",
+        "-o",
+        "json",
+    ])?)?;
+    let description = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"]
+        .as_str()
+        .context("the CRD's description")?
+        .to_string();
+    Ok((description, crd["metadata"]["annotations"].clone()))
+}
+
+/// The README's upgrade story with `crds.templated=true`, for real: over CRDs Helm does not own
+/// (installed from `crds/` or with kubectl) the install is refused unless they are adopted
+/// (`--take-ownership`); an older chart's CRDs are then brought up to date by `helm upgrade`; and
+/// `helm uninstall` keeps them. The release holds only the CRDs (`operator.enabled=false`).
+#[test]
+fn templated_crds_upgrade_with_the_release_and_outlive_it() -> anyhow::Result<()> {
+    let env = env();
+    let _restore = RestoreCrds;
+    let ns = env.namespace("helm-crds")?;
+    let release = "crds";
+    let current = chart();
+    let current = current.to_str().context("chart path")?;
+    // an older chart: its KestraFlow CRD has another description
+    const DESCRIPTION: &str = "A Kestra flow, kept equal to its YAML source by kestra-operator";
+    let old = env
+        .dir
+        .join("helm")
+        .join(format!("old-chart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&old);
+    copy_dir(&chart(), &old)?;
+    let crds_file = old.join("crds/kestra-operator.crds.yaml");
+    let text = std::fs::read_to_string(&crds_file)?;
+    ensure!(text.contains(DESCRIPTION), "the flow CRD's description");
+    std::fs::write(
+        &crds_file,
+        text.replace(DESCRIPTION, "A Kestra flow (an older chart)"),
+    )?;
+    let old = old.to_str().context("old chart path")?;
+    let values = [
+        "--namespace",
+        &ns.name,
+        "--set",
+        "crds.templated=true",
+        "--set",
+        "operator.enabled=false",
+        "--skip-crds",
+    ];
+
+    // the CRDs exist, without Helm's ownership: refused, nothing changed
+    let mut args = vec!["install", release, old, "--dry-run=server"];
+    args.extend_from_slice(&values);
+    let output = helm_on(env, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        !output.status.success() && stderr.contains("cannot be imported into the current release"),
+        "installing over CRDs Helm does not own should be refused: {stderr}"
+    );
+    // adopted
+    let mut args = vec!["install", release, old, "--take-ownership"];
+    args.extend_from_slice(&values);
+    helm_ok(env, &args)?;
+    let (description, annotations) = live_flow_crd(env)?;
+    ensure!(
+        description == "A Kestra flow (an older chart)",
+        "{description}"
+    );
+    ensure!(
+        annotations["helm.sh/resource-policy"] == "keep"
+            && annotations["meta.helm.sh/release-name"] == release
+            && annotations["meta.helm.sh/release-namespace"] == ns.name.as_str(),
+        "{annotations}"
+    );
+    // helm upgrade updates them
+    let mut args = vec!["upgrade", release, current];
+    args.extend_from_slice(&values[..values.len() - 1]);
+    helm_ok(env, &args)?;
+    let (description, _) = live_flow_crd(env)?;
+    ensure!(
+        description == DESCRIPTION,
+        "after the upgrade: {description}"
+    );
+    // helm uninstall keeps them (and so every resource of the three kinds)
+    let out = helm_ok(env, &["uninstall", release, "--namespace", &ns.name])?;
+    ensure!(out.contains("kept due to the resource policy"), "{out}");
+    assert_crds_established(env)?;
+    // and so does turning crds.templated off again (the CRDs leave the release, not the cluster)
+    let mut args = vec!["install", release, current, "--take-ownership"];
+    args.extend_from_slice(&values);
+    helm_ok(env, &args)?;
+    helm_ok(
+        env,
+        &[
+            "upgrade",
+            release,
+            current,
+            "--namespace",
+            &ns.name,
+            "--reuse-values",
+            "--set",
+            "crds.templated=false",
+        ],
+    )?;
+    assert_crds_established(env)?;
+    helm_ok(env, &["uninstall", release, "--namespace", &ns.name])?;
+    assert_crds_established(env)?;
+    let _ = std::fs::remove_dir_all(old);
+    Ok(())
+}
+
+/// The three CRDs are there, established and not being deleted.
+fn assert_crds_established(env: &TestEnv) -> anyhow::Result<()> {
+    for crd in [
+        "kestraflows.model.kestra.io",
+        "kestrakeyvalues.model.kestra.io",
+        "kestranamespacefiles.model.kestra.io",
+    ] {
+        let state = env.kubectl_ok([
+            "get",
+            "crd",
+            crd,
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}|\
+             {.status.conditions[?(@.type==\"Established\")].status}",
+        ])?;
+        ensure!(
+            state.trim() == "|True",
+            "{crd}: deletion|Established {state}"
+        );
+    }
     Ok(())
 }
 
