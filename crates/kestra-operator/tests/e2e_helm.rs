@@ -201,45 +201,266 @@ fn rbac(objects: &[Value]) -> (Vec<String>, Vec<String>) {
 // ---------------------------------------------------------------------------------------------
 // lint, CRDs, rendering (no control plane needed)
 
+/// `helm lint --strict charts/kestra-operator ARGS`: whether it passed, and its output.
+fn lint(args: &[&str]) -> (bool, String) {
+    let chart = chart();
+    let mut all = vec!["lint", "--strict", chart.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let output = helm(&all);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// `helm lint --strict ARGS` passes without a warning or an error.
+fn assert_lints_clean(args: &[&str]) {
+    let (passed, text) = lint(args);
+    assert!(passed, "helm lint {args:?} failed:\n{text}");
+    assert!(
+        !text.contains("[WARNING]") && !text.contains("[ERROR]"),
+        "helm lint {args:?} is not clean:\n{text}"
+    );
+    assert!(text.contains("0 chart(s) failed"), "{text}");
+}
+
+/// The values of every rendering below, and of the README's install commands: each lints clean
+/// (the values schema accepts it).
+const DOCUMENTED_VALUES: &[&[&str]] = &[
+    &[],
+    &["--set", "operator.apiKey=token"],
+    &["--set", "operator.basicAuth=admin@kestra.io:pa55"],
+    &["--set", "operator.existingSecret=kestra-credentials"],
+    &[
+        "--set",
+        "operator.existingSecret=kestra-credentials",
+        "--set",
+        "operator.existingSecretKeys.apiKey=token",
+        "--set",
+        "operator.existingSecretKeys.basicAuth=kestra-basic-auth",
+    ],
+    &[
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "replicas=2",
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "kestra.caSecret.name=kestra-ca",
+    ],
+    &[
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "kestra.url=https://kestra.example:8443",
+        "--set",
+        "kestra.tenant=acme",
+        "--set",
+        "resyncPeriod=2m",
+        "--set",
+        "logLevel=debug",
+        "--set",
+        "logFormat=text",
+    ],
+    &[
+        "--set",
+        "replicas=3",
+        "--set",
+        "leaderElection.enabled=false",
+    ],
+    &["--set", "leaderElection.enabled=false"],
+    &[
+        "--set",
+        "kestra.legacyApiRoot=true",
+        "--set",
+        "kestra.timeout=1m30s",
+    ],
+    &["--set", "operator.enabled=false"],
+    &[
+        "--set",
+        "metrics.port=9090",
+        "--set",
+        "serviceMonitor.enabled=true",
+    ],
+    &["--set", "crds.templated=true"],
+    &[
+        "--set",
+        "crds.templated=true",
+        "--set",
+        "operator.enabled=false",
+    ],
+    &[
+        "--set",
+        r"logLevel=info\,kestra_operator=debug",
+        "--set",
+        "extraEnv[0].name=MIN_BACKOFF",
+        "--set",
+        "extraEnv[0].value=2s",
+        "--set",
+        "image.repository=registry.example:5000/ops/kestra-operator",
+        "--set",
+        "image.tag=0.1.0",
+    ],
+];
+
 #[test]
 fn chart_lints_clean() {
-    let chart = chart();
-    let chart = chart.to_str().unwrap();
-    let variants: &[&[&str]] = &[
-        &[],
-        &["--set", "operator.apiKey=token"],
-        &["--set", "operator.basicAuth=user:password"],
-        &["--set", "operator.existingSecret=kestra-credentials"],
-        &[
-            "--set",
-            "watchNamespaces={team-a,team-b}",
-            "--set",
-            "replicas=2",
-            "--set",
-            "serviceMonitor.enabled=true",
-            "--set",
-            "kestra.caSecret.name=kestra-ca",
-        ],
-        &["--set", "operator.enabled=false"],
-    ];
-    for extra in variants {
-        let mut args = vec!["lint", "--strict", chart];
-        args.extend_from_slice(extra);
-        let output = helm(&args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+    for args in DOCUMENTED_VALUES {
+        assert_lints_clean(args);
+    }
+}
+
+/// Wrong values, each with the schema's complaint (`at '<path>': ...`): refused by `helm lint`
+/// and by `helm template` (and so by install and upgrade) before anything is rendered.
+const REFUSED_VALUES: &[(&str, &str)] = &[
+    ("replicas=two", "at '/replicas': got string, want integer"),
+    ("replicas=0", "at '/replicas'"),
+    (
+        "logFormat=xml",
+        "at '/logFormat': value must be one of 'text', 'json'",
+    ),
+    ("logLevel=loud", "at '/logLevel'"),
+    ("kestra.url=ftp://x", "at '/kestra/url'"),
+    ("kestra.url=http://admin:pw@kestra:8080", "at '/kestra/url'"),
+    ("kestra.url=", "at '/kestra/url'"),
+    (
+        "kestra.timeout=30",
+        "at '/kestra/timeout': got number, want string",
+    ),
+    ("kestra.timeout=30 seconds", "at '/kestra/timeout'"),
+    ("resyncPeriod=0s", "at '/resyncPeriod'"),
+    ("kestra.tenant=Acme", "at '/kestra/tenant'"),
+    ("concurrency=eight", "at '/concurrency'"),
+    ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
+    ("metrics.port=70000", "at '/metrics/port'"),
+    ("metrics.port=metrics", "at '/metrics/port'"),
+    ("service.type=ExternalName", "at '/service/type'"),
+    (
+        "serviceMonitor.interval=30",
+        "at '/serviceMonitor/interval'",
+    ),
+    (
+        "crds.templated=yes",
+        "at '/crds/templated': got string, want boolean",
+    ),
+    ("operator.enabled=maybe", "at '/operator/enabled'"),
+    ("operator.basicAuth=no-colon", "at '/operator/basicAuth'"),
+    ("watchNamespaces=team-a", "at '/watchNamespaces'"),
+    ("watchNamespaces={Team_A}", "at '/watchNamespaces/0'"),
+    // unknown keys, at the top and inside a structure the chart owns: typos fail loudly
+    (
+        "replica=2",
+        "at '': additional properties 'replica' not allowed",
+    ),
+    (
+        "kestra.tennant=acme",
+        "at '/kestra': additional properties 'tennant' not allowed",
+    ),
+    (
+        "metrics.enabled=true",
+        "at '/metrics': additional properties 'enabled' not allowed",
+    ),
+];
+
+const SCHEMA_ERROR: &str = "values don't meet the specifications of the schema";
+
+#[test]
+fn values_schema_refuses_wrong_values() {
+    for (value, complaint) in REFUSED_VALUES {
+        let (passed, text) = lint(&["--set", value]);
+        assert!(!passed, "helm lint --set {value} passed:\n{text}");
         assert!(
-            output.status.success(),
-            "helm lint {extra:?} failed:\n{text}"
+            text.contains("[ERROR]") && text.contains(complaint),
+            "helm lint --set {value}: want {complaint:?} in:\n{text}"
         );
+        let err = render_refused(&["--set", value]);
         assert!(
-            !text.contains("[WARNING]") && !text.contains("[ERROR]"),
-            "helm lint {extra:?} is not clean:\n{text}"
+            err.contains(SCHEMA_ERROR) && err.contains(complaint),
+            "helm template --set {value}: want {complaint:?} in:\n{err}"
         );
-        assert!(text.contains("0 chart(s) failed"), "{text}");
+    }
+}
+
+/// `values.schema.json` describes every value of `values.yaml` (a type and a description for each
+/// key, nested keys under an object schema) and nothing that `values.yaml` lacks.
+#[test]
+fn values_schema_covers_every_value() {
+    let values: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(chart().join("values.yaml")).expect("values.yaml"),
+    )
+    .expect("values.yaml parses");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart().join("values.schema.json")).expect("values.schema.json"),
+    )
+    .expect("values.schema.json parses");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown top-level keys"
+    );
+    let mut problems = Vec::new();
+    covers(&schema, &schema, &values, "", &mut problems);
+    // and the other way: no schema property without a value (but `global`, Helm's own)
+    unused(&schema, &schema, &values, "", &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A schema with its `$ref` (to `#/definitions/...`) resolved.
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/definitions/")
+                .unwrap_or_else(|| panic!("unexpected $ref {reference}"));
+            &root["definitions"][name]
+        }
+        None => schema,
+    }
+}
+
+fn covers(root: &Value, schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
+    let Some(map) = value.as_object() else { return };
+    for (key, child) in map {
+        let at = format!("{path}.{key}");
+        let property = &schema["properties"][key];
+        if property.is_null() {
+            problems.push(format!("{at}: no schema"));
+            continue;
+        }
+        if property["description"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            problems.push(format!("{at}: no description"));
+        }
+        let resolved = resolve(root, property);
+        if !resolved["type"].is_string() {
+            problems.push(format!("{at}: no type"));
+        }
+        if resolved["type"] == "object" && resolved["properties"].is_object() {
+            if resolved["additionalProperties"] != false {
+                problems.push(format!("{at}: the chart's structure allows unknown keys"));
+            }
+            covers(root, resolved, child, &at, problems);
+        }
+    }
+}
+
+fn unused(root: &Value, schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
+    let Some(properties) = schema["properties"].as_object() else {
+        return;
+    };
+    for (key, property) in properties {
+        let at = format!("{path}.{key}");
+        match value.get(key) {
+            None if at == ".global" => {}
+            None => problems.push(format!("{at}: in the schema, not in values.yaml")),
+            Some(child) => unused(root, resolve(root, property), child, &at, problems),
+        }
     }
 }
 
