@@ -1,9 +1,12 @@
 //! The Helm chart (`charts/kestra-operator`), tested for real: `helm` is built from its Go module
-//! (`scripts/build-helm`, cached), the chart lints clean, its CRDs are those of `deploy/crds/`,
-//! each credential style renders what the operator reads, the rendered objects are applied to the
-//! test control plane, and the operator then runs as a process **with the chart's ServiceAccount
-//! token** (and the environment the Deployment would give it) and brings the documented manifests
-//! to Ready, proving the RBAC is enough; the same identity is refused what it does not need.
+//! (`scripts/build-helm`, cached), the chart lints clean, its values schema refuses wrong values
+//! and describes every value, its Chart.yaml carries the Artifact Hub metadata, its CRDs are those
+//! of `deploy/crds/` (also when templated, and a release then upgrades and keeps them), each
+//! credential style and the metrics port render what the operator reads, the rendered objects are
+//! applied to the test control plane, and the operator then runs as a process **with the chart's
+//! ServiceAccount token** (and the environment the Deployment would give it) and brings the
+//! documented manifests to Ready, proving the RBAC is enough; the same identity is refused what it
+//! does not need.
 //!
 //! Nothing here is skipped: if `helm` cannot be built, the tests fail.
 
@@ -633,6 +636,124 @@ fn renders_a_configured_metrics_port() {
             .unwrap()
             .contains("0.0.0.0:8080")
     );
+}
+
+/// Chart.yaml carries only keys Helm defines and annotations Artifact Hub reads, and those
+/// agree with the repository: the license of the workspace, the three CRDs of `deploy/crds/`, the
+/// manifests of `examples/documented.yaml` as the CRD examples.
+#[test]
+fn chart_yaml_has_artifact_hub_metadata() {
+    let chart_yaml: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(chart().join("Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("Chart.yaml parses");
+    const HELM_KEYS: &[&str] = &[
+        "apiVersion",
+        "name",
+        "version",
+        "kubeVersion",
+        "description",
+        "type",
+        "keywords",
+        "home",
+        "sources",
+        "dependencies",
+        "maintainers",
+        "icon",
+        "appVersion",
+        "deprecated",
+        "annotations",
+    ];
+    for key in chart_yaml.as_object().unwrap().keys() {
+        assert!(HELM_KEYS.contains(&key.as_str()), "Chart.yaml key {key}");
+    }
+    let annotations = chart_yaml["annotations"].as_object().expect("annotations");
+    for key in annotations.keys() {
+        assert!(
+            key.starts_with("artifacthub.io/"),
+            "{key}: an annotation Artifact Hub does not read"
+        );
+    }
+    let annotation = |key: &str| -> &str {
+        annotations[&format!("artifacthub.io/{key}")]
+            .as_str()
+            .unwrap_or_else(|| panic!("artifacthub.io/{key}"))
+    };
+    let yaml = |key: &str| -> Value {
+        serde_saphyr::from_str(annotation(key))
+            .unwrap_or_else(|e| panic!("artifacthub.io/{key} is not YAML: {e}"))
+    };
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains(&format!("license = \"{}\"", annotation("license"))),
+        "the workspace's license"
+    );
+    assert_eq!(annotation("category"), "integration-delivery");
+    for flag in ["prerelease", "operator", "containsSecurityUpdates"] {
+        assert!(
+            ["true", "false"].contains(&annotation(flag)),
+            "artifacthub.io/{flag}"
+        );
+    }
+    assert!(
+        [
+            "Basic Install",
+            "Seamless Upgrades",
+            "Full Lifecycle",
+            "Deep Insights",
+            "Auto Pilot"
+        ]
+        .contains(&annotation("operatorCapabilities"))
+    );
+    let links = yaml("links");
+    for link in links.as_array().expect("links is a list") {
+        assert!(link["name"].is_string(), "{link}");
+        assert!(
+            link["url"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("https://"),
+            "{link}"
+        );
+    }
+    let changes = yaml("changes");
+    let changes = changes.as_array().expect("changes is a list");
+    assert!(!changes.is_empty());
+    for change in changes {
+        assert!(
+            [
+                "added",
+                "changed",
+                "deprecated",
+                "removed",
+                "fixed",
+                "security"
+            ]
+            .contains(&change["kind"].as_str().unwrap_or_default()),
+            "{change}"
+        );
+        assert!(change["description"].is_string(), "{change}");
+    }
+    // the CRDs as deploy/crds/ defines them
+    let crds = yaml("crds");
+    let crds = crds.as_array().expect("crds is a list");
+    let defined: Vec<Value> = deploy_crd_texts()
+        .iter()
+        .map(|t| serde_saphyr::from_str(t).unwrap())
+        .collect();
+    assert_eq!(crds.len(), defined.len());
+    for (listed, crd) in crds.iter().zip(&defined) {
+        assert_eq!(listed["kind"], crd["spec"]["names"]["kind"]);
+        assert_eq!(listed["name"], crd["metadata"]["name"]);
+        assert_eq!(listed["version"], crd["spec"]["versions"][0]["name"]);
+        assert!(listed["displayName"].is_string() && listed["description"].is_string());
+    }
+    // the examples are the documented manifests
+    let documented: Vec<Value> = serde_saphyr::from_multiple(
+        &std::fs::read_to_string(root().join("examples/documented.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(yaml("crdsExamples"), Value::Array(documented));
 }
 
 /// What every rendering shares: the hardened pod, probes, resources, identity and the metrics
