@@ -74,6 +74,8 @@ struct Inner {
     by_ancestor: HashMap<u64, Vec<Arc<str>>>,
     /// Per watch (a Kubernetes namespace, or all), the resources listed since its relist began.
     relisting: HashMap<Option<String>, HashSet<Arc<str>>>,
+    /// Watches that failed since their last event: changes may be waiting behind the outage.
+    stale: HashSet<Option<String>>,
 }
 
 impl Inner {
@@ -151,6 +153,9 @@ impl ClaimIndex {
         target_of: impl Fn(&K) -> Option<Target>,
     ) -> Vec<String> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // The watch delivers again: whatever it missed comes as a relist or as the events
+        // since its last resource version.
+        inner.stale.remove(scope);
         match event {
             Event::Apply(obj) => {
                 inner.apply(obj, target_of);
@@ -197,14 +202,21 @@ impl ClaimIndex {
         }
     }
 
-    /// Whether some watch is relisting: until it is done, a claimant may be missing here.
-    pub fn relisting(&self) -> bool {
-        !self
-            .inner
+    /// The watch of `scope` failed (its connection broke, its resource version expired): until
+    /// it delivers again, a resource created meanwhile may be missing here.
+    pub fn watch_failed(&self, scope: &Option<String>) {
+        self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .relisting
-            .is_empty()
+            .stale
+            .insert(scope.clone());
+    }
+
+    /// Whether some watch is relisting or failed since its last event: until it catches up, a
+    /// claimant may be missing here, so no ownership may change hands.
+    pub fn relisting(&self) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        !inner.relisting.is_empty() || !inner.stale.is_empty()
     }
 
     /// The resources naming `target`, or an object above or below it in the directory tree
@@ -366,6 +378,15 @@ mod tests {
         assert!(index.relisting());
         let gone = index.observe(&a, &Event::<ConfigMap>::InitDone, target_of);
         assert_eq!(gone, vec!["u1"]);
+        assert!(!index.relisting());
+        // A watch that failed holds transitions back until it delivers again.
+        index.watch_failed(&b);
+        assert!(index.relisting());
+        index.observe(&a, &Event::Apply(obj("u4", "a", "w", "g")), target_of);
+        assert!(index.relisting(), "another watch's event does not clear it");
+        index.observe(&b, &Event::<ConfigMap>::Init, target_of);
+        index.observe(&b, &Event::InitApply(obj("u3", "b", "z", "f")), target_of);
+        index.observe(&b, &Event::<ConfigMap>::InitDone, target_of);
         assert!(!index.relisting());
         assert_eq!(uids(&index, "f"), vec!["u2", "u3"]);
     }

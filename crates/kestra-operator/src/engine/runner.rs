@@ -107,10 +107,12 @@ pub async fn run_kind<A: Adapter>(
         let (reader, writer) = reflector::store();
         let (index, index_scope, kestra) = (claims.clone(), scope.clone(), shared.kestra.clone());
         let forget = memory.clone();
+        let (failed_index, failed_scope) = (claims.clone(), scope.clone());
         let trigger = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(trim_for_cache)
             .reflect(writer)
+            .inspect_err(move |_| failed_index.watch_failed(&failed_scope))
             .inspect_ok(move |event| {
                 let gone =
                     index.observe(&index_scope, event, |obj| target_of::<A>(&kestra, obj).ok());
