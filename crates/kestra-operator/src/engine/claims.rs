@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::DefaultHasher;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::Resource;
 use kube::runtime::watcher::Event;
@@ -14,6 +15,10 @@ use kube::runtime::watcher::Event;
 use super::adapter::Target;
 use super::ownership::Claim;
 use super::reconcile::claim_of;
+
+/// How long after its last failure a watch that delivered nothing since counts as caught up:
+/// a resumed watch replays what it missed within moments of reconnecting.
+const STALE_GRACE: Duration = Duration::from_secs(10);
 
 /// A resource naming a Kestra object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,8 +79,9 @@ struct Inner {
     by_ancestor: HashMap<u64, Vec<Arc<str>>>,
     /// Per watch (a Kubernetes namespace, or all), the resources listed since its relist began.
     relisting: HashMap<Option<String>, HashSet<Arc<str>>>,
-    /// Watches that failed since their last event: changes may be waiting behind the outage.
-    stale: HashSet<Option<String>>,
+    /// Watches that failed since their last event, with the time of their last failure:
+    /// changes may be waiting behind the outage.
+    stale: HashMap<Option<String>, Instant>,
 }
 
 impl Inner {
@@ -209,14 +215,20 @@ impl ClaimIndex {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .stale
-            .insert(scope.clone());
+            .insert(scope.clone(), Instant::now());
     }
 
     /// Whether some watch is relisting or failed since its last event: until it catches up, a
-    /// claimant may be missing here, so no ownership may change hands.
+    /// claimant may be missing here, so no ownership may change hands. A watch that resumed
+    /// from its resource version in a namespace where nothing changed delivers nothing: it
+    /// counts as caught up `STALE_GRACE` after its last failure.
     pub fn relisting(&self) -> bool {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        !inner.relisting.is_empty() || !inner.stale.is_empty()
+        !inner.relisting.is_empty()
+            || inner
+                .stale
+                .values()
+                .any(|failed| failed.elapsed() < STALE_GRACE)
     }
 
     /// The resources naming `target`, or an object above or below it in the directory tree
