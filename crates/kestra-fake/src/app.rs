@@ -203,7 +203,9 @@ pub fn router(shared: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
 
     // Open without credentials, as in Kestra (auth#10 of the recordings).
-    let api = Router::new().route("/api/v1/configs", get(configs)).merge(api);
+    let api = Router::new()
+        .route("/api/v1/configs", get(configs))
+        .merge(api);
     let app = if shared.config.test_hooks {
         Router::new().nest("/__fake", hooks::router()).merge(api)
     } else {

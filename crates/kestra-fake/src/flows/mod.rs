@@ -2,6 +2,7 @@
 
 mod bulk;
 mod model;
+mod schema;
 mod search;
 
 pub use bulk::{
@@ -21,8 +22,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
-use crate::errors::{ApiError, Violation, join_violations};
+use crate::errors::{ApiError, Violation};
 use model::{Shape, check_flow, flow_json, split_documents, written_flow_json};
+use schema::{Refusal, validate_constraints};
 use search::SearchQuery;
 
 fn latest_live(revisions: Option<&Vec<FlowRevision>>) -> Option<&FlowRevision> {
@@ -78,7 +80,13 @@ pub async fn create(
 ) -> Result<Json<Value>, ApiError> {
     require_yaml(&headers)?;
     let source = utf8(&body)?;
-    let flow = check_flow(source).into_parsed()?;
+    if source.is_empty() {
+        return Err(ApiError::InvalidRouteParams(
+            "Required Body [flow] not specified".to_owned(),
+        ));
+    }
+    let v2 = shared.config.kestra_version.is_v2();
+    let flow = check_flow(source, v2).into_parsed(v2)?;
     let rev = shared.write(|store| {
         let history = store
             .tenant_mut(&tenant)
@@ -189,7 +197,7 @@ pub async fn update(
         let Some(history) = history.filter(|h| latest_live(Some(h)).is_some()) else {
             return Err(flow_not_found(&path));
         };
-        let flow = check_flow(source).into_parsed()?;
+        let flow = check_flow(source, v2).into_parsed(v2)?;
         let mut violations = Vec::new();
         if flow.id != path.id {
             violations.push(Violation::new("flow.id", "Illegal flow id update"));
@@ -289,7 +297,10 @@ pub async fn bulk_update_refused() -> ApiError {
     )
 }
 
-pub async fn validate(request: Request) -> Result<Json<Vec<Value>>, ApiError> {
+pub async fn validate(
+    State(shared): State<AppState>,
+    request: Request,
+) -> Result<Json<Vec<Value>>, ApiError> {
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -304,10 +315,16 @@ pub async fn validate(request: Request) -> Result<Json<Vec<Value>>, ApiError> {
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         utf8(&bytes)?.to_owned()
     };
-    let results = split_documents(&body)
+    let v2 = shared.config.kestra_version.is_v2();
+    let mut documents = split_documents(&body);
+    if documents.is_empty() {
+        // An empty body is one empty document, which Kestra cannot read.
+        documents.push(String::new());
+    }
+    let results = documents
         .iter()
         .enumerate()
-        .map(|(index, doc)| validation_result(index, doc))
+        .map(|(index, doc)| validation_result(index, doc, v2))
         .collect();
     Ok(Json(results))
 }
@@ -335,24 +352,31 @@ async fn multipart_flows(request: Request) -> Result<String, ApiError> {
     Ok(out)
 }
 
-fn validation_result(index: usize, source: &str) -> Value {
-    let check = check_flow(source);
-    let mut result = json!({
-        "index": index,
-        "outdated": false,
-        "deprecationPaths": [],
-        "warnings": [],
-        "infos": [],
-    });
+/// One item of the validate answer. A source that cannot be bound to the model (YAML error,
+/// unknown task type) only has `index`, `constraints` and `outdated`.
+fn validation_result(index: usize, source: &str, v2: bool) -> Value {
+    let check = check_flow(source, v2);
+    if let Some(refusal @ (Refusal::Yaml(_) | Refusal::InvalidType(_))) = &check.refusal {
+        return json!({
+            "index": index,
+            "constraints": validate_constraints(refusal, v2),
+            "outdated": false,
+        });
+    }
+    let mut result = json!({ "index": index });
     if let Some(namespace) = check.namespace {
         result["namespace"] = Value::String(namespace);
     }
     if let Some(id) = check.id {
         result["flow"] = Value::String(id);
     }
-    if !check.violations.is_empty() {
-        result["constraints"] = Value::String(join_violations(&check.violations));
+    if let Some(refusal) = &check.refusal {
+        result["constraints"] = Value::String(validate_constraints(refusal, v2));
     }
+    result["outdated"] = Value::Bool(false);
+    result["deprecationPaths"] = json!([]);
+    result["warnings"] = json!([]);
+    result["infos"] = json!(check.infos);
     result
 }
 

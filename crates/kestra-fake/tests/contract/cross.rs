@@ -296,15 +296,19 @@ async fn problem_format_validation_lists_errors() {
     let f = start_with(problem()).await;
     let yaml = "id: hello\nnamespace: company.team\ntasks:\n  - id: t\n    type: Log\n";
     let body = json(f.post_flow(yaml).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let at = "io.kestra.core.models.flows.FlowWithSource[\"tasks\"]->java.util.ArrayList[0]";
     assert_eq!(
         body,
         json!({
             "type": "https://kestra.io/docs/api-reference/problems/validation-failed",
             "title": "Validation failed",
             "status": 422,
-            "detail": "flow.tasks[0].type: Invalid type: Log",
+            "detail": "Invalid type: Log",
             "instance": "/api/v1/main/flows",
-            "errors": [{ "detail": "Invalid type: Log", "pointer": "/tasks/0/type", "path": "flow.tasks[0].type" }],
+            "errors": [
+                { "detail": "Invalid type: Log", "pointer": "/tasks/0", "path": at },
+                { "detail": format!("Could not resolve type id 'Log' as a subtype of `io.kestra.core.models.Plugin`: No plugin registered for the defined type: 'Log'\n at [Source: UNKNOWN; byte offset: #UNKNOWN] (through reference chain: {at})"), "pointer": "/tasks/0", "path": at },
+            ],
         })
     );
 }
