@@ -140,6 +140,10 @@ pub fn router(shared: AppState) -> Router {
         .route(&at("/flows"), post(flows::create))
         .route(&at("/flows/validate"), post(flows::validate))
         .route(&at("/flows/search"), get(flows::search))
+        .route(
+            &at("/flows/distinct-namespaces"),
+            get(flows::distinct_namespaces),
+        )
         // Literal bulk routes: static segments win over `{namespace}/{id}`, and where Kestra
         // has no literal route for a method the flow lookup answers instead.
         .route(
@@ -168,6 +172,10 @@ pub fn router(shared: AppState) -> Router {
             get(flows::get_flow)
                 .put(flows::update)
                 .delete(flows::delete),
+        )
+        .route(
+            &at("/flows/{namespace}/{id}/revisions"),
+            get(flows::revisions),
         )
         .route(&at("/namespaces/{namespace}"), get(get_namespace))
         .route(
@@ -360,6 +368,7 @@ fn allowed_methods(shared: &Shared, route: &str) -> &'static str {
         "/flows/disable/by-ids" | "/flows/enable/by-ids" => "POST",
         "/flows/disable/by-query" | "/flows/enable/by-query" => "POST",
         "/flows/search" | "/flows/export/by-query" | "/kv" => "GET,HEAD",
+        "/flows/distinct-namespaces" | "/flows/{namespace}/{id}/revisions" => "GET,HEAD",
         "/namespaces/{namespace}" | "/namespaces/{namespace}/files/stats" => "GET,HEAD",
         "/flows/delete/by-query" | "/flows/delete/by-ids" => "GET,HEAD,DELETE",
         "/flows/{namespace}" | "/namespaces/{namespace}/files/directory" => "GET,HEAD,POST",

@@ -556,27 +556,7 @@ pub async fn search(
                     continue; // Unknown parameters (also the legacy `namespace=`) are ignored.
                 };
                 let op = &caps[2];
-                if ![
-                    "EQUALS",
-                    "NOT_EQUALS",
-                    "STARTS_WITH",
-                    "ENDS_WITH",
-                    "CONTAINS",
-                    "PREFIX",
-                    "IN",
-                    "NOT_IN",
-                    "REGEX",
-                    "GREATER_THAN",
-                    "LESS_THAN",
-                    "GREATER_THAN_OR_EQUAL_TO",
-                    "LESS_THAN_OR_EQUAL_TO",
-                ]
-                .contains(&op)
-                {
-                    return Err(ApiError::IllegalArgument(format!(
-                        "No enum constant io.kestra.core.models.QueryFilter.Op.{op}"
-                    )));
-                }
+                crate::filters::check(&caps[1], op, v2)?;
                 match (&caps[1], op) {
                     ("namespace", "EQUALS") => filters.push(NamespaceFilter::Equals(value.clone())),
                     ("namespace", "NOT_EQUALS") => {

@@ -42,6 +42,7 @@ mod auth;
 mod config;
 mod errors;
 mod files;
+mod filters;
 mod flows;
 mod hooks;
 mod kv;

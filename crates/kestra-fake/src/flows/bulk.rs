@@ -74,10 +74,11 @@ fn matching(tenant: Option<&TenantStore>, query: &SearchQuery) -> Vec<(String, S
         return Vec::new();
     };
     tenant
-        .flows
-        .iter()
-        .flat_map(|(namespace, flows)| flows.iter().map(move |(id, h)| (namespace, id, h)))
-        .filter(|(namespace, id, h)| query.matches(namespace, id) && latest_live(Some(h)).is_some())
+        .flows_in_order()
+        .into_iter()
+        .filter(|(namespace, id, h)| {
+            latest_live(Some(h)).is_some_and(|r| query.matches(namespace, id, &r.doc))
+        })
         .map(|(namespace, id, _)| (namespace.clone(), id.clone()))
         .collect()
 }

@@ -88,17 +88,39 @@ pub async fn create(
     let v2 = shared.config.kestra_version.is_v2();
     let flow = check_flow(source, v2).into_parsed(v2)?;
     let rev = shared.write(|store| {
-        let history = store
-            .tenant_mut(&tenant)
+        let tenant = store.tenant_mut(&tenant);
+        let history = tenant
+            .flows
+            .entry(flow.namespace.clone())
+            .or_default()
+            .entry(flow.id.clone())
+            .or_default();
+        if history.is_empty() {
+            tenant
+                .flow_order
+                .push((flow.namespace.clone(), flow.id.clone()));
+        }
+        let history = tenant
             .flows
             .entry(flow.namespace.clone())
             .or_default()
             .entry(flow.id.clone())
             .or_default();
         if latest_live(Some(history)).is_some() {
-            return Err(ApiError::FlowExists {
-                namespace: flow.namespace.clone(),
-                id: flow.id.clone(),
+            // Kestra 2.0 answers a 409 Conflict where 1.3 had a violation on `flow.id`.
+            return Err(if v2 {
+                ApiError::Verbatim(
+                    409,
+                    format!(
+                        "Conflict: Flow '{}' already exists in namespace '{}'.",
+                        flow.id, flow.namespace
+                    ),
+                )
+            } else {
+                ApiError::FlowExists {
+                    namespace: flow.namespace.clone(),
+                    id: flow.id.clone(),
+                }
             });
         }
         let rev = FlowRevision {
@@ -205,6 +227,10 @@ pub async fn update(
         if flow.namespace != path.namespace {
             violations.push(Violation::new("flow.namespace", "Illegal namespace update"));
         }
+        if !v2 {
+            // The order of a hash set, as 1.3.31 answered (flow-update-revisions#15).
+            violations.reverse();
+        }
         if !violations.is_empty() {
             return Err(ApiError::Constraint(violations));
         }
@@ -265,17 +291,64 @@ pub async fn list_namespace(
     let flows = shared.read(|store| {
         store
             .tenant(&tenant)
-            .and_then(|t| t.flows.get(&path.namespace))
-            .map(|flows| {
-                flows
-                    .values()
-                    .filter_map(|h| latest_live(Some(h)))
+            .map(|t| {
+                t.flows_in_order()
+                    .into_iter()
+                    .filter(|(namespace, ..)| **namespace == path.namespace)
+                    .filter_map(|(.., h)| latest_live(Some(h)))
                     .map(|r| flow_json(r, shape))
                     .collect()
             })
             .unwrap_or_default()
     });
     Json(flows)
+}
+
+/// `GET /flows/{namespace}/{id}/revisions`: every live revision with its source, oldest
+/// first (deleted revisions are left out); `[]` for an unknown flow.
+pub async fn revisions(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(path): ApiPath<FlowPath>,
+) -> Json<Vec<Value>> {
+    let shape = Shape {
+        with_source: true,
+        v2: shared.config.kestra_version.is_v2(),
+    };
+    let revisions = shared.read(|store| {
+        store
+            .tenant(&tenant)
+            .and_then(|t| t.flows.get(&path.namespace)?.get(&path.id))
+            .map(|history| {
+                history
+                    .iter()
+                    .filter(|r| !r.deleted)
+                    .map(|r| flow_json(r, shape))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    Json(revisions)
+}
+
+/// `GET /flows/distinct-namespaces`: the namespaces holding a live flow, sorted.
+pub async fn distinct_namespaces(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> Json<Vec<String>> {
+    let namespaces = shared.read(|store| {
+        store
+            .tenant(&tenant)
+            .map(|t| {
+                t.flows
+                    .iter()
+                    .filter(|(_, flows)| flows.values().any(|h| latest_live(Some(h)).is_some()))
+                    .map(|(namespace, _)| namespace.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    Json(namespaces)
 }
 
 /// The shape of flows in listings and search results (no source).
@@ -391,13 +464,17 @@ pub async fn search(
         let Some(tenant) = store.tenant(&tenant) else {
             return Vec::new();
         };
-        tenant
-            .flows
-            .iter()
-            .flat_map(|(namespace, flows)| flows.iter().map(move |(id, h)| (namespace, id, h)))
-            .filter(|(namespace, id, _)| query.matches(namespace, id))
-            .filter_map(|(_, _, h)| latest_live(Some(h)))
-            .map(|r| flow_json(r, shape))
+        let mut found: Vec<_> = tenant
+            .flows_in_order()
+            .into_iter()
+            .filter_map(|(namespace, id, h)| Some((namespace, id, latest_live(Some(h))?)))
+            .filter(|(namespace, id, r)| query.matches(namespace, id, &r.doc))
+            .collect();
+        // A stable sort: equal keys keep the creation order.
+        found.sort_by(|a, b| query.compare((a.0, a.1), (b.0, b.1)));
+        found
+            .into_iter()
+            .map(|(.., r)| flow_json(r, shape))
             .collect()
     });
     let total = matches.len();

@@ -454,9 +454,10 @@ async fn list_in_namespace_returns_live_flows_without_source() {
             )
         })
         .collect();
+    // Creation order, as Kestra lists them (flow-list-search#6 of the recordings).
     assert_eq!(
         summary,
-        vec![("a".into(), 1, false), ("b".into(), 1, false)]
+        vec![("b".into(), 1, false), ("a".into(), 1, false)]
     );
     assert_eq!(
         json(f.get("/flows/unknown.ns").await, StatusCode::OK).await,
