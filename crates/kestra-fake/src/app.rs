@@ -23,6 +23,24 @@ use crate::{auth, files, flows, hooks, kv, persist};
 
 /// Uploads (namespace files, zips) may be larger than axum's 2 MiB default.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Kestra buffers at most 10 MiB of a non-multipart body (bodies#6-7 of the recordings).
+const MAX_BUFFERED: u64 = 10 * 1024 * 1024;
+
+/// The declared length of a body Kestra would buffer, when it is over [`MAX_BUFFERED`];
+/// multipart uploads are streamed, so they are not limited.
+fn buffered_length_over_limit(headers: &http::HeaderMap) -> Option<u64> {
+    let multipart = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/"));
+    let length = headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()?;
+    (!multipart && length > MAX_BUFFERED).then_some(length)
+}
 
 pub type AppState = Arc<Shared>;
 
@@ -210,9 +228,10 @@ pub fn router(shared: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
 
-    // Open without credentials, as in Kestra (auth#10 of the recordings).
+    // Open without credentials, as in Kestra (auth#10, auth#11 of the recordings).
     let api = Router::new()
         .route("/api/v1/configs", get(configs))
+        .route("/ping", get(ping))
         .merge(api);
     let app = if shared.config.test_hooks {
         Router::new().nest("/__fake", hooks::router()).merge(api)
@@ -260,13 +279,19 @@ async fn configs(State(shared): State<AppState>) -> impl IntoResponse {
     axum::Json(body)
 }
 
+/// Kestra's health answer: `pong`, labelled JSON although it is not.
+async fn ping() -> impl IntoResponse {
+    ([(http::header::CONTENT_TYPE, "application/json")], "pong")
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound(String::new())
 }
 
-/// Namespaces are implicit in OSS: any id exists (kestra-api.md section 5).
+/// Namespaces are implicit in OSS: any id exists, and only its id is told
+/// (tenants-and-roots#10 of the recordings).
 async fn get_namespace(ApiPath(namespace): ApiPath<NamespacePath>) -> impl IntoResponse {
-    axum::Json(json!({ "id": namespace.namespace, "deleted": false }))
+    axum::Json(json!({ "id": namespace.namespace }))
 }
 
 #[derive(serde::Deserialize)]
@@ -294,7 +319,27 @@ async fn api_middleware(State(shared): State<AppState>, request: Request, next: 
     let authorized = !protected
         || !shared.config.auth_enabled()
         || auth::is_authorized(&shared.config, request.headers());
+    // Kestra 1.3 answers a Basic credential that is not base64 with a 422 (2.0: 401).
+    let malformed = (!authorized && !shared.config.kestra_version.is_v2())
+        .then(|| auth::malformed_basic(request.headers()))
+        .flatten();
+    let oversized = buffered_length_over_limit(request.headers());
     let response = match faults_then_auth(&shared, &method, &path, authorized).await {
+        Ok(()) if oversized.is_some() => {
+            let length = oversized.unwrap_or_default();
+            ApiError::Internal(format!(
+                "The content length [{length}] exceeds the maximum allowed bufferable length \
+                 [{MAX_BUFFERED}]. Note that the maximum buffer size got its own configuration \
+                 property (micronaut.server.max-request-buffer-size) in 4.5.0 that you may have \
+                 to configure. Alternatively you can rewrite your controller to stream the \
+                 request instead of buffering it."
+            ))
+            .into_response()
+        }
+        Err(ApiError::Unauthorized) if malformed.is_some() => {
+            let c = malformed.map_or(0, u32::from);
+            ApiError::IllegalArgument(format!("Illegal base64 character {c:x}")).into_response()
+        }
         Err(error) => error.into_response(),
         Ok(()) => next.run(request).await,
     };

@@ -229,10 +229,7 @@ impl ApiError {
         };
         let headers = response.headers_mut();
         if matches!(self, Self::Unauthorized) {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"Kestra\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
         }
         if let Self::Injected {
             status: 429 | 503,
@@ -247,6 +244,10 @@ impl ApiError {
     /// Micronaut's `JsonError` exactly as Kestra sends it: null `logref`/`path`, the full
     /// `_links.self` link, and `_embedded.errors` only for constraint violations.
     fn render_json(&self, instance: &str) -> Response {
+        if matches!(self, Self::Unauthorized) {
+            // Kestra's 401 has no body and no content type (auth#1-9 of the recordings).
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
         let violations = self.violations();
         let embedded = if violations.is_empty() {
             json!({})

@@ -45,6 +45,8 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
         .expect("static regex")
 });
+static CONTENT_LENGTH: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"content length \[\d+\]").expect("static regex"));
 static ISO_DATE_TIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
         .expect("static regex")
@@ -421,34 +423,54 @@ pub fn normalise(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(normalise),
-        Value::String(text) if UUID.is_match(text) => {
-            *text = UUID.replace_all(text, "<uuid>").into_owned();
+        Value::String(text) => {
+            if UUID.is_match(text) {
+                *text = UUID.replace_all(text, "<uuid>").into_owned();
+            }
+            if CONTENT_LENGTH.is_match(text) {
+                *text = CONTENT_LENGTH
+                    .replace_all(text, "content length [<n>]")
+                    .into_owned();
+            }
         }
         _ => {}
     }
 }
 
-/// Puts the violations of an error body in a fixed order (Kestra does not fix it).
+/// Puts the violations of an error body (or of validate results) in a fixed order: Kestra
+/// does not fix it (README "unordered_violations").
 fn sort_violations(body: &mut Value) {
+    if let Some(items) = body.as_array_mut() {
+        for item in items {
+            if let Some(constraints) = item.get("constraints").and_then(Value::as_str) {
+                item["constraints"] = Value::String(sorted_message(constraints));
+            }
+        }
+        return;
+    }
     if let Some(errors) = body
         .pointer_mut("/_embedded/errors")
         .and_then(Value::as_array_mut)
     {
         errors.sort_by_key(|e| e.to_string());
     }
-    if let Some(message) = body
-        .get_mut("message")
-        .and_then(|m| m.as_str().map(str::to_owned))
-    {
-        let sorted = if message.contains('\n') {
-            let mut parts: Vec<&str> = message.split('\n').collect();
-            parts.sort_unstable();
-            parts.join("\n")
-        } else {
-            let mut parts: Vec<&str> = message.split(", ").collect();
-            parts.sort_unstable();
-            parts.join(", ")
-        };
-        body["message"] = Value::String(sorted);
+    if let Some(message) = body.get("message").and_then(Value::as_str) {
+        body["message"] = Value::String(sorted_message(message));
     }
+}
+
+/// The violations of a message as a sorted list, behind its fixed prefix.
+fn sorted_message(message: &str) -> String {
+    let (prefix, rest) = ["Invalid entity: ", "Validation error: "]
+        .iter()
+        .find_map(|p| message.strip_prefix(p).map(|rest| (*p, rest)))
+        .unwrap_or(("", message));
+    let mut parts: Vec<&str> = if rest.contains('\n') {
+        rest.split('\n').collect()
+    } else {
+        rest.split(", ").collect()
+    };
+    parts.sort_unstable();
+    let separator = if rest.contains('\n') { "\n" } else { ", " };
+    format!("{prefix}{}", parts.join(separator))
 }
