@@ -156,8 +156,15 @@ pub fn router(shared: AppState) -> Router {
     // `/flows/validate` win over `/flows/{namespace}`, as in Kestra.
     let api = Router::new()
         .route(&at("/flows"), post(flows::create))
-        .route(&at("/flows/validate"), post(flows::validate))
-        .route(&at("/flows/search"), get(flows::search))
+        .route(
+            &at("/flows/validate"),
+            post(flows::validate).get(flows::list_validate_namespace),
+        )
+        // POST reaches Kestra's bulk namespace update (namespace `search`), refused here.
+        .route(
+            &at("/flows/search"),
+            get(flows::search).post(flows::bulk_update_refused),
+        )
         .route(
             &at("/flows/distinct-namespaces"),
             get(flows::distinct_namespaces),
@@ -409,10 +416,11 @@ fn allowed_methods(shared: &Shared, route: &str) -> &'static str {
         "/api/v1/{tenant}"
     };
     match route.strip_prefix(root).unwrap_or(route) {
-        "/flows" | "/flows/validate" | "/flows/export/by-ids" => "POST",
+        "/flows" | "/flows/export/by-ids" => "POST",
+        "/flows/validate" | "/flows/search" => "GET,HEAD,POST",
         "/flows/disable/by-ids" | "/flows/enable/by-ids" => "POST",
         "/flows/disable/by-query" | "/flows/enable/by-query" => "POST",
-        "/flows/search" | "/flows/export/by-query" | "/kv" => "GET,HEAD",
+        "/flows/export/by-query" | "/kv" => "GET,HEAD",
         "/flows/distinct-namespaces" | "/flows/{namespace}/{id}/revisions" => "GET,HEAD",
         "/namespaces/{namespace}" | "/namespaces/{namespace}/files/stats" => "GET,HEAD",
         "/flows/delete/by-query" | "/flows/delete/by-ids" => "GET,HEAD,DELETE",

@@ -1,6 +1,7 @@
 //! Flows: kestra-api.md section 2. Revisions are kept whole; delete is a revision too.
 
 mod bulk;
+mod content;
 mod model;
 mod schema;
 mod search;
@@ -17,33 +18,19 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use chrono::Utc;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
 use crate::errors::{ApiError, Violation};
+use content::{FlowBody, FlowRoute};
 use model::{Shape, check_flow, flow_json, split_documents, written_flow_json};
 use schema::{Refusal, validate_constraints};
 use search::SearchQuery;
 
 fn latest_live(revisions: Option<&Vec<FlowRevision>>) -> Option<&FlowRevision> {
     revisions.and_then(|r| r.last()).filter(|r| !r.deleted)
-}
-
-fn require_yaml(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/x-yaml") {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type '{content_type}' is not supported, send application/x-yaml"
-        )))
-    }
 }
 
 fn utf8(body: &Bytes) -> Result<&str, ApiError> {
@@ -78,14 +65,14 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require_yaml(&headers)?;
-    let source = utf8(&body)?;
+    let v2 = shared.config.kestra_version.is_v2();
+    let (source, from_json) = source_of(&headers, &body, FlowRoute::Create, v2)?;
+    let source = source.as_str();
     if source.is_empty() {
         return Err(ApiError::InvalidRouteParams(
             "Required Body [flow] not specified".to_owned(),
         ));
     }
-    let v2 = shared.config.kestra_version.is_v2();
     let flow = check_flow(source, v2).into_parsed(v2)?;
     let rev = shared.write(|store| {
         let tenant = store.tenant_mut(&tenant);
@@ -133,10 +120,28 @@ pub async fn create(
         history.push(rev.clone());
         Ok(rev)
     })?;
-    Ok(Json(written_flow_json(
-        &rev,
-        shared.config.kestra_version.is_v2(),
-    )))
+    Ok(Json(answer_of(written_flow_json(&rev, v2), from_json)))
+}
+
+/// The YAML source of a create or update body, and whether it came as JSON.
+fn source_of(
+    headers: &HeaderMap,
+    body: &Bytes,
+    route: FlowRoute,
+    v2: bool,
+) -> Result<(String, bool), ApiError> {
+    match content::read(headers, body, route, v2)? {
+        FlowBody::Json(flow) => Ok((content::yaml_of(&flow), true)),
+        FlowBody::Yaml | FlowBody::Multipart => Ok((utf8(body)?.to_owned(), false)),
+    }
+}
+
+/// A flow written from JSON is answered as a `Flow`, without its (generated) source.
+fn answer_of(mut answer: Value, from_json: bool) -> Value {
+    if from_json && let Some(obj) = answer.as_object_mut() {
+        obj.remove("source");
+    }
+    answer
 }
 
 pub async fn get_flow(
@@ -205,9 +210,9 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require_yaml(&headers)?;
-    let source = utf8(&body)?;
     let v2 = shared.config.kestra_version.is_v2();
+    let (source, from_json) = source_of(&headers, &body, FlowRoute::Update, v2)?;
+    let source = source.as_str();
     let answer = shared.write(|store| {
         let history = store
             .tenant_mut(&tenant)
@@ -259,7 +264,7 @@ pub async fn update(
         history.push(rev);
         Ok(answer)
     })?;
-    Ok(Json(answer))
+    Ok(Json(answer_of(answer, from_json)))
 }
 
 pub async fn delete(
@@ -302,6 +307,21 @@ pub async fn list_namespace(
             .unwrap_or_default()
     });
     Json(flows)
+}
+
+/// `GET /flows/validate` has no route of its own: it is the list of the namespace `validate`.
+pub async fn list_validate_namespace(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> Json<Vec<Value>> {
+    list_namespace(
+        State(shared),
+        Tenant(tenant),
+        ApiPath(NamespacePath {
+            namespace: "validate".to_owned(),
+        }),
+    )
+    .await
 }
 
 /// `GET /flows/{namespace}/{id}/revisions`: every live revision with its source, oldest
@@ -374,21 +394,16 @@ pub async fn validate(
     State(shared): State<AppState>,
     request: Request,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let is_multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
-    let body = if is_multipart {
+    let v2 = shared.config.kestra_version.is_v2();
+    let read = content::read(request.headers(), &[], FlowRoute::Validate, v2)?;
+    let body = if matches!(read, FlowBody::Multipart) {
         multipart_flows(request).await?
     } else {
-        require_yaml(request.headers())?;
         let bytes = Bytes::from_request(request, &())
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         utf8(&bytes)?.to_owned()
     };
-    let v2 = shared.config.kestra_version.is_v2();
     let mut documents = split_documents(&body);
     if documents.is_empty() {
         // An empty body is one empty document, which Kestra cannot read.

@@ -150,6 +150,8 @@ async fn create_with_a_reserved_id_is_422() {
 
 #[tokio::test]
 async fn create_needs_the_yaml_content_type() {
+    // Kestra 1.3 reads application/json as a JSON flow: YAML sent so is a 500 (Jackson);
+    // Kestra 2.0 takes YAML only (content-types#2 of the recordings).
     let f = start().await;
     let response = f
         .client
@@ -159,12 +161,57 @@ async fn create_needs_the_yaml_content_type() {
         .send()
         .await
         .unwrap();
-    let body = json(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    let body = json(response, StatusCode::INTERNAL_SERVER_ERROR).await;
     assert!(
         body["message"]
             .as_str()
             .unwrap()
-            .starts_with("Unsupported Media Type")
+            .starts_with("Internal server error: Unrecognized token 'id'"),
+        "{body}"
+    );
+    let f2 = start_with(kestra_fake::FakeConfig {
+        kestra_version: kestra_fake::KestraVersion::V2_0,
+        ..kestra_fake::FakeConfig::default()
+    })
+    .await;
+    let response = f2
+        .client
+        .post(f2.url("/flows"))
+        .header("content-type", "application/json")
+        .body(flow(NS, "hello", "x"))
+        .send()
+        .await
+        .unwrap();
+    let body = json(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert_eq!(
+        body["message"],
+        "Unsupported Media Type: Content Type [application/json] not allowed. Allowed types: \
+         [application/x-yaml]"
+    );
+}
+
+/// Kestra 1.3's deprecated JSON route: the flow is stored with YAML generated from it.
+#[tokio::test]
+async fn a_json_flow_is_stored_as_generated_yaml_in_1_3() {
+    let f = start().await;
+    let response = f
+        .client
+        .post(f.url("/flows"))
+        .header("content-type", "application/json")
+        .body(r#"{"id": "j", "namespace": "company.team", "tasks": [{"id": "t", "type": "io.kestra.plugin.core.log.Log", "message": "hi"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let body = json(response, StatusCode::OK).await;
+    assert!(body.get("source").is_none(), "{body}");
+    let stored = json(
+        f.get("/flows/company.team/j?source=true").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        stored["source"],
+        "id: j\nnamespace: company.team\ntasks:\n- id: t\n  type: io.kestra.plugin.core.log.Log\n  message: hi\n"
     );
 }
 

@@ -336,9 +336,11 @@ fn part_bytes(part: &Value) -> Vec<u8> {
     if let Some(entries) = part["zip_entries"].as_array() {
         let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for entry in entries {
+            // Stored, without extra fields, as the recorder's zips were.
             zip.start_file(
                 entry["name"].as_str().unwrap_or(""),
-                zip::write::SimpleFileOptions::default(),
+                zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored),
             )
             .expect("zip entry");
             zip.write_all(entry["content"].as_str().unwrap_or("").as_bytes())
