@@ -224,6 +224,18 @@ pub fn router(shared: AppState) -> Router {
             get(files::stats),
         )
         .route(
+            &at("/namespaces/{namespace}/files/revisions"),
+            get(files::revisions),
+        )
+        .route(
+            &at("/namespaces/{namespace}/files/search"),
+            get(files::search),
+        )
+        .route(
+            &at("/namespaces/{namespace}/files/export"),
+            get(files::export),
+        )
+        .route(
             &at("/namespaces/{namespace}/files/directory"),
             get(files::list_directory).post(files::make_directory),
         )
@@ -423,6 +435,9 @@ fn allowed_methods(shared: &Shared, route: &str) -> &'static str {
         "/flows/export/by-query" | "/kv" => "GET,HEAD",
         "/flows/distinct-namespaces" | "/flows/{namespace}/{id}/revisions" => "GET,HEAD",
         "/namespaces/{namespace}" | "/namespaces/{namespace}/files/stats" => "GET,HEAD",
+        "/namespaces/{namespace}/files/revisions"
+        | "/namespaces/{namespace}/files/search"
+        | "/namespaces/{namespace}/files/export" => "GET,HEAD",
         "/flows/delete/by-query" | "/flows/delete/by-ids" => "GET,HEAD,DELETE",
         "/flows/{namespace}" | "/namespaces/{namespace}/files/directory" => "GET,HEAD,POST",
         "/flows/{namespace}/{id}" | "/namespaces/{namespace}/kv/{key}" => "GET,HEAD,PUT,DELETE",

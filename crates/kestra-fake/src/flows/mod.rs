@@ -22,8 +22,13 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
 use crate::errors::{ApiError, Violation};
+use crate::store::Store;
 use content::{FlowBody, FlowRoute};
 use model::{Shape, check_flow, flow_json, split_documents, written_flow_json};
 use schema::{Refusal, validate_constraints};
@@ -121,6 +126,54 @@ pub async fn create(
         Ok(rev)
     })?;
     Ok(Json(answer_of(written_flow_json(&rev, v2), from_json)))
+}
+
+/// Imports a flow file uploaded to `/_flows/<name>` of `namespace` (also from a zip): the
+/// source's namespace line is rewritten to `namespace`, then the flow is created, or updated
+/// when its source changed.
+pub fn import_source(
+    store: &mut Store,
+    tenant: &str,
+    namespace: &str,
+    source: &str,
+    v2: bool,
+) -> Result<(), ApiError> {
+    static NAMESPACE_LINE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?m)^namespace:.*$").expect("static regex"));
+    let source = NAMESPACE_LINE
+        .replace(source, format!("namespace: {namespace}").as_str())
+        .into_owned();
+    let flow = check_flow(&source, v2).into_parsed(v2)?;
+    let tenant = store.tenant_mut(tenant);
+    let history = tenant
+        .flows
+        .entry(flow.namespace.clone())
+        .or_default()
+        .entry(flow.id.clone())
+        .or_default();
+    if history.is_empty() {
+        tenant
+            .flow_order
+            .push((flow.namespace.clone(), flow.id.clone()));
+    }
+    let history = tenant
+        .flows
+        .entry(flow.namespace.clone())
+        .or_default()
+        .entry(flow.id.clone())
+        .or_default();
+    let live = latest_live(Some(history)).cloned();
+    if live.as_ref().is_some_and(|r| r.source == source) {
+        return Ok(());
+    }
+    history.push(FlowRevision {
+        revision: history.last().map_or(1, |r| r.revision + 1),
+        deleted: false,
+        updated: Utc::now(),
+        source,
+        doc: flow.doc,
+    });
+    Ok(())
 }
 
 /// The YAML source of a create or update body, and whether it came as JSON.

@@ -103,9 +103,10 @@ impl SearchQuery {
                     let filter = match (&caps[1], &caps[2]) {
                         ("namespace", "EQUALS") => NamespaceFilter::Equals(value.clone()),
                         ("namespace", "NOT_EQUALS") => NamespaceFilter::NotEquals(value.clone()),
-                        ("namespace", "PREFIX" | "STARTS_WITH") => {
-                            NamespaceFilter::Prefix(value.clone())
-                        }
+                        // PREFIX is the namespace and its children; STARTS_WITH a plain
+                        // string prefix (flow-list-search#11-12 of the recordings).
+                        ("namespace", "PREFIX") => NamespaceFilter::WithChildren(value.clone()),
+                        ("namespace", "STARTS_WITH") => NamespaceFilter::Prefix(value.clone()),
                         ("namespace", "IN") => NamespaceFilter::In(
                             value.split(',').map(|s| s.trim().to_owned()).collect(),
                         ),

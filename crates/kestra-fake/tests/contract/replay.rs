@@ -429,6 +429,10 @@ pub fn normalise(value: &mut Value) {
             if UUID.is_match(text) {
                 *text = UUID.replace_all(text, "<uuid>").into_owned();
             }
+            // The double's (pretended) storage folder, as the recording names Kestra's.
+            if text.contains("/app/storage/") {
+                *text = text.replace("/app/storage/", "<storage>/");
+            }
             if CONTENT_LENGTH.is_match(text) {
                 *text = CONTENT_LENGTH
                     .replace_all(text, "content length [<n>]")
