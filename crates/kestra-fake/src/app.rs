@@ -180,6 +180,10 @@ pub fn router(shared: AppState) -> Router {
             delete(flows::delete_by_ids).get(flows::literal_lookup_delete_by_ids),
         )
         .route(&at("/flows/export/by-query"), get(flows::export_by_query))
+        .route(
+            &at("/flows/export/by-query/csv"),
+            get(flows::export_by_query_csv),
+        )
         .route(&at("/flows/export/by-ids"), post(flows::export_by_ids))
         .route(&at("/flows/disable/by-ids"), post(flows::disable_by_ids))
         .route(&at("/flows/enable/by-ids"), post(flows::enable_by_ids))
@@ -202,7 +206,17 @@ pub fn router(shared: AppState) -> Router {
             &at("/flows/{namespace}/{id}/revisions"),
             get(flows::revisions),
         )
-        .route(&at("/namespaces/{namespace}"), get(get_namespace))
+        .route(&at("/namespaces/{namespace}"), get(get_namespace));
+    // Kestra 1.3 had a task sub-route (PATCH only); 2.0 has none.
+    let api = if shared.config.kestra_version.is_v2() {
+        api
+    } else {
+        api.route(
+            &at("/flows/{namespace}/{id}/{task}"),
+            axum::routing::patch(flows::patch_task_not_modelled),
+        )
+    };
+    let api = api
         .route(
             &at("/namespaces/{namespace}/kv"),
             get(kv::list).delete(kv::delete_many),
@@ -432,7 +446,8 @@ fn allowed_methods(shared: &Shared, route: &str) -> &'static str {
         "/flows/validate" | "/flows/search" => "GET,HEAD,POST",
         "/flows/disable/by-ids" | "/flows/enable/by-ids" => "POST",
         "/flows/disable/by-query" | "/flows/enable/by-query" => "POST",
-        "/flows/export/by-query" | "/kv" => "GET,HEAD",
+        "/flows/export/by-query" | "/flows/export/by-query/csv" | "/kv" => "GET,HEAD",
+        "/flows/{namespace}/{id}/{task}" => "PATCH",
         "/flows/distinct-namespaces" | "/flows/{namespace}/{id}/revisions" => "GET,HEAD",
         "/namespaces/{namespace}" | "/namespaces/{namespace}/files/stats" => "GET,HEAD",
         "/namespaces/{namespace}/files/revisions"

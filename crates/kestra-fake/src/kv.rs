@@ -32,6 +32,9 @@ static JAVA_DURATION: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
+/// `xxxxx-` before a key and `.ion.metadata` after it, in the storage's temporary file name.
+const STORAGE_NAME_EXTRA: usize = 6 + 13;
+
 const KEY_RULE: &str = "Key must start with an alphanumeric character (uppercase or lowercase) \
     and can contain alphanumeric characters (uppercase or lowercase), dots (.), underscores (_), \
     and hyphens (-) only.";
@@ -259,6 +262,17 @@ pub async fn put(
         return Err(ApiError::InvalidRouteParams(
             "Required Body [value] not specified".to_owned(),
         ));
+    }
+    // Kestra's storage writes `<5 random chars>-<key>.ion.metadata` first: past the 255
+    // bytes of a file name, the file system refuses it (kv-key-names#24 of the recordings).
+    if path.key.len() + STORAGE_NAME_EXTRA > 255 {
+        let nonce: String = format!("{:05x}", Utc::now().timestamp_subsec_nanos() & 0xfffff);
+        return Err(ApiError::NotFound(format!(
+            "/app/storage/{tenant}/{}/_kv/{nonce}-{}.ion.metadata (File name too long)",
+            path.namespace.replace('.', "/"),
+            // The name Kestra shows keeps the first 245 characters of the key.
+            path.key.chars().take(245).collect::<String>()
+        )));
     }
     let header_text = |name: &str| -> Result<Option<String>, ApiError> {
         headers

@@ -463,7 +463,13 @@ fn extract_zip(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
             let raw = entry.name().map(|n| n.into_owned()).unwrap_or_default();
             return Err(FileError::InvalidPath(raw).into());
         };
-        let path = normalize(&name.to_string_lossy())?;
+        let name = name.to_string_lossy();
+        // `_flows/<name>` entries are flow imports, handled by the caller.
+        let path = if name.starts_with("_flows/") {
+            format!("/{name}")
+        } else {
+            normalize(&name)?
+        };
         let mut content = Vec::new();
         let read = (&mut entry)
             .take(budget + 1)

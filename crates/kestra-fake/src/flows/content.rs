@@ -122,7 +122,7 @@ const KEY_ORDER: &[&str] = &[
     "triggers",
 ];
 
-fn ordered(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
+pub fn ordered(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_by_key(|(k, _)| {
         (

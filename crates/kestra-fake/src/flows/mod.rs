@@ -8,8 +8,8 @@ mod search;
 
 pub use bulk::{
     delete_by_ids, delete_by_query, disable_by_ids, disable_by_query, enable_by_ids,
-    enable_by_query, export_by_ids, export_by_query, literal_lookup_delete_by_ids,
-    literal_lookup_delete_by_query,
+    enable_by_query, export_by_ids, export_by_query, export_by_query_csv,
+    literal_lookup_delete_by_ids, literal_lookup_delete_by_query,
 };
 
 pub use model::FlowRevision;
@@ -360,6 +360,12 @@ pub async fn list_namespace(
             .unwrap_or_default()
     });
     Json(flows)
+}
+
+/// `PATCH /flows/{namespace}/{id}/{taskId}` (1.3: updates one task) is not modelled; its
+/// other methods answer Kestra's 405.
+pub async fn patch_task_not_modelled() -> ApiError {
+    ApiError::NotFound(String::new())
 }
 
 /// `GET /flows/validate` has no route of its own: it is the list of the namespace `validate`.

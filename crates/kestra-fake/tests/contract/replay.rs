@@ -45,6 +45,8 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
         .expect("static regex")
 });
+static KV_TMP: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"/_kv/[0-9a-zA-Z]{5}-").expect("static regex"));
 static CONTENT_LENGTH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"content length \[\d+\]").expect("static regex"));
 static ISO_DATE_TIME: LazyLock<Regex> = LazyLock::new(|| {
@@ -432,6 +434,9 @@ pub fn normalise(value: &mut Value) {
             // The double's (pretended) storage folder, as the recording names Kestra's.
             if text.contains("/app/storage/") {
                 *text = text.replace("/app/storage/", "<storage>/");
+            }
+            if KV_TMP.is_match(text) {
+                *text = KV_TMP.replace_all(text, "/_kv/<tmp>-").into_owned();
             }
             if CONTENT_LENGTH.is_match(text) {
                 *text = CONTENT_LENGTH
