@@ -100,19 +100,27 @@ impl Shared {
 /// The tenant of a request: the `{tenant}` path segment, or `main` on the legacy root.
 pub struct Tenant(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        Ok(Self(
-            params
-                .get("tenant")
-                .cloned()
-                .unwrap_or_else(|| "main".to_owned()),
-        ))
+        let tenant = params
+            .get("tenant")
+            .cloned()
+            .unwrap_or_else(|| "main".to_owned());
+        if state.config.only_main_tenant && tenant != "main" {
+            // Kestra OSS (tenants-and-roots#1-4 of the recordings).
+            return Err(ApiError::BadRequest(
+                "Tenant must be 'main' for OSS version".to_owned(),
+            ));
+        }
+        Ok(Self(tenant))
     }
 }
 
@@ -144,16 +152,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-pub fn router(shared: AppState) -> Router {
-    let root = if shared.config.legacy_root {
-        "/api/v1"
-    } else {
-        "/api/v1/{tenant}"
-    };
+/// Every API route under `root` (`/api/v1/{tenant}` or the tenant-less `/api/v1`).
+fn api_routes(shared: &AppState, root: &str) -> Router<AppState> {
     let at = |suffix: &str| format!("{root}{suffix}");
 
-    // matchit resolves static segments before parameters, so `/flows/search` and
-    // `/flows/validate` win over `/flows/{namespace}`, as in Kestra.
     let api = Router::new()
         .route(&at("/flows"), post(flows::create))
         .route(
@@ -216,43 +218,57 @@ pub fn router(shared: AppState) -> Router {
             axum::routing::patch(flows::patch_task_not_modelled),
         )
     };
+    api.route(
+        &at("/namespaces/{namespace}/kv"),
+        get(kv::list).delete(kv::delete_many),
+    )
+    .route(&at("/kv"), get(kv::search))
+    .route(
+        &at("/namespaces/{namespace}/kv/{key}"),
+        get(kv::get_entry).put(kv::put).delete(kv::delete),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files"),
+        get(files::get_content)
+            .post(files::upload)
+            .put(files::move_path)
+            .delete(files::delete),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/stats"),
+        get(files::stats),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/revisions"),
+        get(files::revisions),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/search"),
+        get(files::search),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/export"),
+        get(files::export),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/directory"),
+        get(files::list_directory).post(files::make_directory),
+    )
+}
+
+pub fn router(shared: AppState) -> Router {
+    let root = if shared.config.legacy_root {
+        "/api/v1"
+    } else {
+        "/api/v1/{tenant}"
+    };
+    let mut api = api_routes(&shared, root);
+    if shared.config.only_main_tenant && !shared.config.legacy_root {
+        // Kestra OSS also serves the tenant-less root as tenant `main`
+        // (tenants-and-roots#6 of the recordings).
+        api = api.merge(api_routes(&shared, "/api/v1"));
+    }
     let api = api
-        .route(
-            &at("/namespaces/{namespace}/kv"),
-            get(kv::list).delete(kv::delete_many),
-        )
-        .route(&at("/kv"), get(kv::search))
-        .route(
-            &at("/namespaces/{namespace}/kv/{key}"),
-            get(kv::get_entry).put(kv::put).delete(kv::delete),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files"),
-            get(files::get_content)
-                .post(files::upload)
-                .put(files::move_path)
-                .delete(files::delete),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files/stats"),
-            get(files::stats),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files/revisions"),
-            get(files::revisions),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files/search"),
-            get(files::search),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files/export"),
-            get(files::export),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files/directory"),
-            get(files::list_directory).post(files::make_directory),
-        )
         .fallback(not_found)
         // `layer` (not `route_layer`) so the fallback is authenticated, counted and rendered too.
         .layer(middleware::from_fn_with_state(
@@ -436,12 +452,11 @@ fn method_not_allowed(method: &http::Method, path: &str, allow: &str) -> String 
 /// The methods each route answers, for the 405 text (axum only adds its `Allow` header after
 /// this middleware has run). Keep in step with [`router`].
 fn allowed_methods(shared: &Shared, route: &str) -> &'static str {
-    let root = if shared.config.legacy_root {
-        "/api/v1"
-    } else {
-        "/api/v1/{tenant}"
-    };
-    match route.strip_prefix(root).unwrap_or(route) {
+    let local = route
+        .strip_prefix("/api/v1/{tenant}")
+        .or_else(|| route.strip_prefix("/api/v1"))
+        .unwrap_or(route);
+    match local {
         "/flows" | "/flows/export/by-ids" => "POST",
         "/flows/validate" | "/flows/search" => "GET,HEAD,POST",
         "/flows/disable/by-ids" | "/flows/enable/by-ids" => "POST",

@@ -524,3 +524,37 @@ async fn binary_writes_its_port_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// As Kestra OSS: tenants other than `main` are refused, and the tenant-less root is served as
+/// tenant `main` too (tenants-and-roots of the recordings).
+#[tokio::test]
+async fn only_main_tenant_answers_like_kestra_oss() {
+    let f = start_with(FakeConfig {
+        only_main_tenant: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    json(
+        f.post_flow(&flow("company.team", "hello", "x")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let other = f
+        .client
+        .get(format!("{}/api/v1/other/flows/search", f.fake.url()))
+        .send()
+        .await
+        .unwrap();
+    let body = json(other, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        body["message"],
+        "Bad Request: Tenant must be 'main' for OSS version"
+    );
+    let legacy = f
+        .client
+        .get(format!("{}/api/v1/flows/company.team/hello", f.fake.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(legacy, StatusCode::OK).await["id"], "hello");
+}

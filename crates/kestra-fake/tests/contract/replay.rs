@@ -151,7 +151,8 @@ fn transcript(version: &str, file: &str) -> Option<Vec<Value>> {
     )
 }
 
-/// A fresh double playing `version` with the recording's basic auth.
+/// A fresh double set up as the recorded servers were: the version, Kestra OSS (tenant
+/// `main` only), the recording's basic auth.
 async fn fresh_double(version: &str) -> Fake {
     start_with(FakeConfig {
         basic_auth: Some(BasicAuth {
@@ -159,6 +160,7 @@ async fn fresh_double(version: &str) -> Fake {
             password: PASSWORD.to_owned(),
         }),
         kestra_version: version_of(version),
+        only_main_tenant: true,
         ..FakeConfig::default()
     })
     .await
