@@ -602,9 +602,16 @@ pub async fn search(
         ));
     }
     if page < 1 {
+        // H2's refusal of a negative offset, with the statement of a namespace listing
+        // (kv-types+kv-list#10 of the recordings).
+        let statement = "select *, count(*) over () \"total_count\" from (select \"value\" \
+            from kv_metadata where (\"tenant_id\" = cast(? as varchar) and \"deleted\" = \
+            cast(? as boolean) and (\"expiration_date\" > cast(? as timestamp with time zone) \
+            or \"expiration_date\" is null) and \"namespace\" = cast(? as varchar) and \
+            \"last\" = cast(? as boolean))) \"page\" offset ? rows fetch next ? rows only";
         return Err(ApiError::Internal(format!(
-            "SQL [select ... offset ?]; Invalid value \"CAST({} AS BIGINT)\" for parameter \
-             \"result OFFSET\"",
+            "SQL [{statement}]; Invalid value \"CAST({} AS BIGINT)\" for parameter \
+             \"result OFFSET\"; SQL statement:\n{statement} [90008-240]",
             (page - 1).saturating_mul(size)
         )));
     }

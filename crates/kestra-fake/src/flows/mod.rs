@@ -440,13 +440,61 @@ fn listed(shared: &AppState) -> Shape {
 
 /// Refused on purpose: this endpoint deletes every flow of the namespace missing from the body
 /// (kestra-api.md section 2), so a client that calls it has a bug worth failing loudly on.
-pub async fn bulk_update_refused() -> ApiError {
+/// Bodies Kestra itself refuses get Kestra's answer (methods-and-params#2 of the recordings):
+/// 2.0 takes YAML or multipart only; 1.3 validates the JSON flows first.
+pub async fn bulk_update_refused(
+    State(shared): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiError {
+    let v2 = shared.config.kestra_version.is_v2();
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if v2 && !matches!(essence, "application/x-yaml" | "multipart/form-data") {
+        return ApiError::UnsupportedMediaType(format!(
+            "Content Type [{content_type}] not allowed. Allowed types: [application/x-yaml, \
+             multipart/form-data]"
+        ));
+    }
+    if !v2
+        && essence == "application/json"
+        && let Some(violations) = bulk_json_violations(&body)
+    {
+        return ApiError::Constraint(violations);
+    }
     tracing::warn!("refused POST /flows/{{namespace}}: the bulk update deletes other flows");
     ApiError::MethodNotAllowed(
         "the Kestra double refuses POST /flows/{namespace} (bulk update that deletes every other \
          flow of the namespace); use POST /flows and PUT /flows/{namespace}/{id}"
             .to_owned(),
     )
+}
+
+/// The constraint violations of a 1.3 bulk update's JSON flows (a single object is a list of
+/// one), named as Kestra names them; `None` when there are none.
+fn bulk_json_violations(body: &[u8]) -> Option<Vec<Violation>> {
+    let flows = match serde_json::from_slice::<Value>(body).ok()? {
+        Value::Array(flows) => flows,
+        one => vec![one],
+    };
+    let mut violations = Vec::new();
+    for (i, flow) in flows.iter().enumerate() {
+        let Value::Object(doc) = flow else {
+            continue;
+        };
+        if let Err(schema::Refusal::Violations(found)) = schema::schema(false).check(doc) {
+            violations.extend(found.into_iter().map(|v| {
+                Violation::new(
+                    format!("updateFlowsInNamespaceFromJson.flows[{i}].{}", v.path),
+                    v.message,
+                )
+            }));
+        }
+    }
+    (!violations.is_empty()).then_some(violations)
 }
 
 pub async fn validate(

@@ -1,6 +1,9 @@
 //! The flow model: validation of a YAML source, revisions and their JSON.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, SecondsFormat, Utc};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -61,6 +64,39 @@ impl FlowCheck {
     }
 }
 
+static ERROR_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"line (\d+) column \d+").expect("static regex"));
+
+/// Jackson binds the YAML while it reads it: a flow collection opened as the value of a string
+/// field (`id: [`) fails there, before a syntax error further on (`error_line`) is met.
+fn collection_in_string_field(source: &str, error_line: Option<usize>) -> Option<String> {
+    for (i, line) in source.lines().enumerate() {
+        let n = i + 1;
+        if error_line.is_some_and(|limit| n > limit) {
+            break;
+        }
+        for field in ["id", "namespace"] {
+            let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) else {
+                continue;
+            };
+            let value = rest.trim_start();
+            let (kind, token) = match value.chars().next() {
+                Some('[') => ("Array", "START_ARRAY"),
+                Some('{') => ("Object", "START_OBJECT"),
+                _ => continue,
+            };
+            let column = line.len() - value.len() + 1;
+            return Some(format!(
+                "Cannot deserialize value of type `java.lang.String` from {kind} value (token \
+                 `JsonToken.{token}`)\n at [Source: (StringReader); line: {n}, column: \
+                 {column}] (through reference chain: \
+                 io.kestra.core.models.flows.GenericFlow[\"{field}\"]) (at line {n})"
+            ));
+        }
+    }
+    None
+}
+
 /// Jackson's words for a document that is not a flow (`YAML parsing error: ...`).
 fn not_a_flow(value: &Value) -> String {
     let shown = match value {
@@ -94,10 +130,22 @@ pub fn check_flow(source: &str, v2: bool) -> FlowCheck {
             return check;
         }
         Err(error) => {
-            check.refusal = Some(Refusal::Yaml(error.to_string()));
+            let text = error.to_string();
+            let error_line = ERROR_LINE
+                .captures(&text)
+                .and_then(|c| c[1].parse::<usize>().ok());
+            let jackson = collection_in_string_field(source, error_line);
+            check.refusal = Some(Refusal::Yaml(jackson.unwrap_or(text)));
             return check;
         }
     };
+    if let Some(jackson) = collection_in_string_field(source, None).filter(|_| {
+        !matches!(doc.get("id"), Some(Value::String(_)))
+            || !matches!(doc.get("namespace"), Some(Value::String(_)))
+    }) {
+        check.refusal = Some(Refusal::Yaml(jackson));
+        return check;
+    }
     // Jackson reads scalars into the string fields.
     for field in ["id", "namespace"] {
         if let Some(v @ (Value::Number(_) | Value::Bool(_))) = doc.get(field) {
