@@ -648,3 +648,129 @@ async fn delete_by_query_legacy_namespace_filters_in_1_3_and_is_ignored_in_2_0()
         );
     }
 }
+
+/// What the operator's tests rely on, in both lines: a `Log` with a message is valid; the
+/// legacy `io.kestra.core.tasks.log.Log` with a message is valid in 1.3 (validate notes it in
+/// `infos`) and refused in 2.0; a `Log` without message is refused in both
+/// (flow-create-invalid#2-3, flow-validate#1, #3, #6 of the recordings).
+#[tokio::test]
+async fn log_tasks_as_each_line_validates_them() {
+    let log = "id: hello\nnamespace: company.team\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n";
+    let legacy = log.replace(
+        "io.kestra.plugin.core.log.Log",
+        "io.kestra.core.tasks.log.Log",
+    );
+    let no_message = "id: hello\nnamespace: company.team\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n";
+    for version in [
+        kestra_fake::KestraVersion::V1_3,
+        kestra_fake::KestraVersion::V2_0,
+    ] {
+        let v2 = version.is_v2();
+        let f = start_with(kestra_fake::FakeConfig {
+            kestra_version: version,
+            ..kestra_fake::FakeConfig::default()
+        })
+        .await;
+        let validate = |body: String| {
+            let request = f
+                .client
+                .post(f.url("/flows/validate"))
+                .header("content-type", "application/x-yaml")
+                .body(body);
+            async move { json(request.send().await.unwrap(), StatusCode::OK).await }
+        };
+
+        let results = validate(log.to_owned()).await;
+        assert_eq!(results[0]["infos"], json!([]), "{results}");
+        assert!(results[0].get("constraints").is_none(), "{results}");
+        json(f.post_flow(log).await, StatusCode::OK).await;
+
+        let results = validate(legacy.clone()).await;
+        let refused = json(
+            f.post_flow(&legacy.replace("hello", "legacy")).await,
+            if v2 {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            },
+        )
+        .await;
+        if v2 {
+            assert_eq!(
+                results,
+                json!([{ "index": 0, "outdated": false,
+                    "constraints": "Validation error: Invalid type: io.kestra.core.tasks.log.Log" }])
+            );
+            assert_eq!(
+                refused["message"],
+                "Invalid entity: Invalid type: io.kestra.core.tasks.log.Log"
+            );
+        } else {
+            assert_eq!(
+                results[0]["infos"],
+                json!([
+                    "io.kestra.core.tasks.log.Log is replaced by io.kestra.plugin.core.log.Log"
+                ])
+            );
+            assert!(results[0].get("constraints").is_none(), "{results}");
+        }
+
+        let shown = if v2 { "tasks[t].message" } else { "t.message" };
+        let results = validate(no_message.to_owned()).await;
+        assert_eq!(
+            results[0]["constraints"],
+            format!("Validation error: {shown}: must not be null\n")
+        );
+        let refused = json(
+            f.post_flow(&no_message.replace("hello", "nomsg")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(
+            refused,
+            flow_violation_error(
+                "/api/v1/main/flows",
+                &[("tasks[0].message", shown, "must not be null")]
+            )
+        );
+    }
+}
+
+/// Other schema rules: unknown top-level properties, duplicate task ids, property types that
+/// Jackson would not coerce.
+#[tokio::test]
+async fn the_flow_schema_refuses_what_kestra_refuses() {
+    let f = start().await;
+    let unknown = format!("{}unknownProp: 1\n", flow(NS, "u", "x"));
+    let body = json(
+        f.post_flow(&unknown).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid entity: Unrecognized field \"unknownProp\""),
+        "{body}"
+    );
+    let duplicate = "id: dup\nnamespace: company.team\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: y\n";
+    let body = json(
+        f.post_flow(duplicate).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        body["message"],
+        "Invalid entity: : Invalid Flow: Duplicate task id with name [a]\n"
+    );
+    // A scalar where a string is expected is read by Jackson, so it is valid.
+    json(f.post_flow(&flow(NS, "scalar", "42")).await, StatusCode::OK).await;
+    // A level outside the enum is refused.
+    let bad_level = format!("{}    level: LOUD\n", flow(NS, "lvl", "x"));
+    json(
+        f.post_flow(&bad_level).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+}
