@@ -550,7 +550,13 @@ async fn multipart_flows(request: Request) -> Result<String, ApiError> {
 /// One item of the validate answer. A source that cannot be bound to the model (YAML error,
 /// unknown task type) only has `index`, `constraints` and `outdated`.
 fn validation_result(index: usize, source: &str, v2: bool) -> Value {
-    let check = check_flow(source, v2);
+    let mut check = check_flow(source, v2);
+    // Validate reads the whole YAML first, so a syntax error is SnakeYAML's, not Jackson's.
+    if let Some(Refusal::Yaml(detail)) = &mut check.refusal
+        && let Some(snake) = model::snakeyaml_syntax_error(source)
+    {
+        *detail = snake;
+    }
     if let Some(refusal @ (Refusal::Yaml(_) | Refusal::InvalidType(_))) = &check.refusal {
         return json!({
             "index": index,

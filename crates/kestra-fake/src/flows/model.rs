@@ -65,7 +65,53 @@ impl FlowCheck {
 }
 
 static ERROR_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"line (\d+) column \d+").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"line (\d+) column (\d+)").expect("static regex"));
+
+/// SnakeYAML's words (which `POST /flows/validate` quotes) for the syntax error of `source`,
+/// when it is a `:` met inside an unclosed flow sequence (`id: [unclosed` then `key: value`);
+/// `None` for other errors or a valid document.
+pub fn snakeyaml_syntax_error(source: &str) -> Option<String> {
+    let error = serde_saphyr::from_str::<Value>(source).err()?.to_string();
+    let caps = ERROR_LINE.captures(&error)?;
+    let (line, column): (usize, usize) = (caps[1].parse().ok()?, caps[2].parse().ok()?);
+    let lines: Vec<&str> = source.lines().collect();
+    let error_text = *lines.get(line.checked_sub(1)?)?;
+    if error_text.chars().nth(column.checked_sub(1)?) != Some(':') {
+        return None;
+    }
+    // The flow sequence left open before the error.
+    let mut open = Vec::new();
+    for (i, text) in lines.iter().enumerate().take(line) {
+        for (j, c) in text.chars().enumerate() {
+            if i + 1 == line && j + 1 >= column {
+                break;
+            }
+            match c {
+                '[' | '{' => open.push((i + 1, j + 1, c)),
+                ']' | '}' => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    let (open_line, open_column, '[') = *open.last()? else {
+        return None;
+    };
+    let snippet = |n: usize, col: usize| {
+        format!(
+            " in 'reader', line {n}, column {col}:\n    {}\n    {}^",
+            lines[n - 1],
+            " ".repeat(col - 1)
+        )
+    };
+    Some(format!(
+        "while parsing a flow sequence\n{}\nexpected ',' or ']', but got :\n{}\n\n at [Source: \
+         (StringReader); line: {line}, column: {column}] (at line {line})",
+        snippet(open_line, open_column),
+        snippet(line, column)
+    ))
+}
 
 /// Jackson binds the YAML while it reads it: a flow collection opened as the value of a string
 /// field (`id: [`) fails there, before a syntax error further on (`error_line`) is met.
@@ -290,6 +336,20 @@ mod tests {
         assert!(matches!(check.refusal, Some(Refusal::Yaml(_))));
         let check = check_flow("id: [unclosed\n", false);
         assert!(matches!(check.refusal, Some(Refusal::Yaml(_))));
+    }
+
+    #[test]
+    fn syntax_errors_in_snakeyaml_words() {
+        assert_eq!(
+            snakeyaml_syntax_error("id: [unclosed\nnamespace: a\n").as_deref(),
+            Some(
+                "while parsing a flow sequence\n in 'reader', line 1, column 5:\n    id: \
+                 [unclosed\n        ^\nexpected ',' or ']', but got :\n in 'reader', line 2, \
+                 column 10:\n    namespace: a\n             ^\n\n at [Source: (StringReader); \
+                 line: 2, column: 10] (at line 2)"
+            )
+        );
+        assert_eq!(snakeyaml_syntax_error("id: x\n"), None);
     }
 
     #[test]

@@ -137,19 +137,15 @@ async fn auth_as_recorded() {
     }
 }
 
-/// Flow validation and its refusals, both lines (flow-create-invalid, flow-validate#1-3, 5-11;
-/// #4 quotes SnakeYAML, see replay_exceptions.txt).
+/// Flow validation and its refusals, both lines (flow-create-invalid, flow-validate).
 #[tokio::test]
 async fn flow_validation_as_recorded() {
     for version in ["1.3.31", "2.0.0"] {
-        for (scenario, skip) in [
-            ("flow-create-invalid", &[][..]),
-            ("flow-validate", &[4][..]),
-        ] {
+        for scenario in ["flow-create-invalid", "flow-validate"] {
             let Some(steps) = replay(version, "flows.jsonl", scenario).await else {
                 return;
             };
-            assert_steps(&steps, &[], skip);
+            assert_steps(&steps, &[], &[]);
         }
     }
 }
