@@ -26,6 +26,17 @@ const FLOW: &str = "io.kestra.core.models.flows.Flow";
 const FLOW_TOP: &str = "kestra-fake.FlowTopLevel";
 /// Flow properties that hold tasks.
 const TASK_LISTS: &[&str] = &["tasks", "errors", "finally", "afterExecution"];
+/// Flow properties whose items are typed plugins, checked one by one against their type.
+const PLUGIN_LISTS: &[&str] = &["tasks", "errors", "finally", "afterExecution", "triggers"];
+/// The packages of the plugins bundled with Kestra, which the recorded schemas describe
+/// whole: a type there that the schema lacks does not exist.
+const CORE_PACKAGES: &[&str] = &["io.kestra.plugin.core.", "io.kestra.core."];
+
+/// Whether a type the schema does not know may still exist: a fully qualified class outside
+/// the core packages, i.e. a plugin the recorded servers did not have installed.
+fn may_be_other_plugin(type_name: &str) -> bool {
+    type_name.contains('.') && !CORE_PACKAGES.iter().any(|p| type_name.starts_with(p))
+}
 
 /// The properties Jackson lists when it meets an unknown top-level key, in its order.
 const KNOWN_1_3: &[&str] = &[
@@ -190,7 +201,7 @@ impl FlowSchema {
             .unwrap_or_default();
 
         let mut task_types = HashMap::new();
-        for list in TASK_LISTS {
+        for list in PLUGIN_LISTS {
             let candidates = flow["properties"][list]["items"]["anyOf"]
                 .as_array()
                 .cloned()
@@ -219,7 +230,7 @@ impl FlowSchema {
         }
 
         let mut top = flow;
-        for list in TASK_LISTS {
+        for list in PLUGIN_LISTS {
             if let Some(property) = top["properties"].get_mut(*list) {
                 property["items"] = json!({ "type": "object" });
             }
@@ -271,7 +282,7 @@ impl FlowSchema {
         }
         let mut infos = Vec::new();
         let mut typed_tasks = Vec::new();
-        for list in TASK_LISTS {
+        for list in PLUGIN_LISTS {
             let Some(Value::Array(tasks)) = doc.get(*list) else {
                 continue;
             };
@@ -280,6 +291,10 @@ impl FlowSchema {
                     continue;
                 };
                 let Some((definition, replaced_by)) = self.task_types.get(type_name) else {
+                    if may_be_other_plugin(type_name) {
+                        // Not described by the core-only schema: taken as it is.
+                        continue;
+                    }
                     return Err(Refusal::InvalidType(type_name.to_owned()));
                 };
                 if let Some(new) = replaced_by {
@@ -590,6 +605,21 @@ mod tests {
         assert_eq!(
             schema(true).check(&doc(LEGACY)),
             Err(Refusal::InvalidType("io.kestra.core.tasks.log.Log".into()))
+        );
+    }
+
+    #[test]
+    fn plugins_outside_the_core_packages_are_taken_as_they_are() {
+        let yaml = "id: s\nnamespace: a\ntasks:\n  - id: py\n    type: io.kestra.plugin.scripts.python.Script\n    script: print(1)\ntriggers:\n  - id: daily\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: \"0 9 * * *\"\n";
+        assert_eq!(schema(false).check(&doc(yaml)), Ok(vec![]));
+        assert_eq!(schema(true).check(&doc(yaml)), Ok(vec![]));
+        let nope =
+            "id: s\nnamespace: a\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Nope\n";
+        assert_eq!(
+            schema(false).check(&doc(nope)),
+            Err(Refusal::InvalidType(
+                "io.kestra.plugin.core.log.Nope".into()
+            ))
         );
     }
 
