@@ -274,8 +274,9 @@ fn kind_of_route(route: &str) -> Option<(Kind, bool)> {
     // (kind, is a namespace-level listing)
     match route {
         "/flows/{namespace}" => Some((Kind::Flow, true)),
-        "/flows" | "/flows/{namespace}/{id}" => Some((Kind::Flow, false)),
-        "/namespaces/{namespace}/kv" => Some((Kind::Kv, true)),
+        "/flows" | "/flows/{namespace}/{id}" | "/flows/delete/by-ids" => Some((Kind::Flow, false)),
+        // The filtered key listing (Kestra 1.3 and 2.0), or the per-namespace one (up to 1.3).
+        "/kv" | "/namespaces/{namespace}/kv" => Some((Kind::Kv, true)),
         "/namespaces/{namespace}/kv/{key}" => Some((Kind::Kv, false)),
         "/namespaces/{namespace}/files/directory" => Some((Kind::File, true)),
         r if r.starts_with("/namespaces/{namespace}/files") => Some((Kind::File, false)),

@@ -374,7 +374,7 @@ async fn api_middleware(State(shared): State<AppState>, request: Request, next: 
         .flatten();
     let oversized = buffered_length_over_limit(request.headers());
     let response = match faults_then_auth(&shared, &method, &path, authorized).await {
-        Ok(()) if oversized.is_some() => {
+        Ok(None) if oversized.is_some() => {
             let length = oversized.unwrap_or_default();
             ApiError::Internal(format!(
                 "The content length [{length}] exceeds the maximum allowed bufferable length \
@@ -390,7 +390,14 @@ async fn api_middleware(State(shared): State<AppState>, request: Request, next: 
             ApiError::IllegalArgument(format!("Illegal base64 character {c:x}")).into_response()
         }
         Err(error) => error.into_response(),
-        Ok(()) => next.run(request).await,
+        Ok(Some(status)) => {
+            let body = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+                .await
+                .unwrap_or_default();
+            let quoted = String::from_utf8_lossy(&body);
+            ApiError::Verbatim(status, format!("Invalid JSON value for: {quoted}")).into_response()
+        }
+        Ok(None) => next.run(request).await,
     };
     let allowed = allowed_methods(&shared, &route);
     let response = render_error(&shared, response, &method, &path, &instance, allowed);
@@ -401,12 +408,13 @@ async fn api_middleware(State(shared): State<AppState>, request: Request, next: 
     response
 }
 
+/// `Ok(Some(status))`: answer `status` quoting the request body (an injected failure).
 async fn faults_then_auth(
     shared: &Shared,
     method: &http::Method,
     path: &str,
     authorized: bool,
-) -> Result<(), ApiError> {
+) -> Result<Option<u16>, ApiError> {
     if let Some(until) = shared.hooks.hang_until() {
         // Held until the window ends; the server then drops the connection, so this request
         // never gets an answer. The extra second only guards against a connection that was
@@ -420,13 +428,15 @@ async fn faults_then_auth(
     if let Some(delay) = shared.hooks.latency_for(method.as_str(), path) {
         tokio::time::sleep(delay).await;
     }
-    if let Some(error) = shared.hooks.take_failure(method.as_str(), path) {
-        return Err(error);
-    }
+    let echo = match shared.hooks.take_failure(method.as_str(), path) {
+        Some(hooks::Injection::Fail(error)) => return Err(error),
+        Some(hooks::Injection::EchoBody(status)) => Some(status),
+        None => None,
+    };
     if !authorized {
         return Err(ApiError::Unauthorized);
     }
-    Ok(())
+    Ok(echo)
 }
 
 /// Micronaut's 405 text: `Method [PATCH] not allowed for URI [/path]. Allowed methods: [..]`,

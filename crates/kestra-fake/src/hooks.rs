@@ -60,6 +60,16 @@ struct Failure {
     remaining: u32,
     status: u16,
     retry_after_secs: u64,
+    /// Answer like a Kestra that quotes the request body in its error
+    /// (`Invalid JSON value for: <body>`), as versions parsing KV bodies as JSON do.
+    echo_body: bool,
+}
+
+/// What an injected failure asks of the request.
+pub enum Injection {
+    Fail(ApiError),
+    /// Answer this status with the request body quoted in the message.
+    EchoBody(u16),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,19 +94,23 @@ impl Hooks {
     }
 
     /// Consumes one failure from the first rule that matches, if any.
-    pub fn take_failure(&self, method: &str, path: &str) -> Option<ApiError> {
+    pub fn take_failure(&self, method: &str, path: &str) -> Option<Injection> {
         let mut faults = lock(&self.faults);
         let rule = faults
             .failures
             .iter_mut()
             .find(|rule| rule.action.remaining > 0 && rule.applies(method, path))?;
         rule.action.remaining -= 1;
-        let error = ApiError::Injected {
-            status: rule.action.status,
-            retry_after_secs: rule.action.retry_after_secs,
+        let injection = if rule.action.echo_body {
+            Injection::EchoBody(rule.action.status)
+        } else {
+            Injection::Fail(ApiError::Injected {
+                status: rule.action.status,
+                retry_after_secs: rule.action.retry_after_secs,
+            })
         };
         faults.failures.retain(|rule| rule.action.remaining > 0);
-        Some(error)
+        Some(injection)
     }
 
     pub fn count(&self, method: &str, route: &str, status: u16) {
@@ -177,6 +191,9 @@ struct FailRequest {
     /// For 429 and 503 answers.
     #[serde(default = "default_retry_after")]
     retry_after: u64,
+    /// Quote the request body in the error message.
+    #[serde(default)]
+    echo_body: bool,
 }
 
 fn default_fail_status() -> u16 {
@@ -205,6 +222,7 @@ async fn fail(State(shared): State<AppState>, bytes: Bytes) -> Result<Json<Value
                 remaining: request.count,
                 status: request.status,
                 retry_after_secs: request.retry_after,
+                echo_body: request.echo_body,
             },
             route: request.route,
             method: request.method,

@@ -77,6 +77,7 @@ pub struct Metrics {
     pub kestra_requests: Family<RequestLabels, Counter>,
     pub kestra_request_duration: Family<RouteLabels, Histogram>,
     pub drift_corrections: Family<KindLabels, Counter>,
+    pub status_write_failures: Family<KindLabels, Counter>,
     pub objects: Family<ConditionLabels, Gauge>,
     pub leader: Gauge,
     /// 1 for the Kestra version and edition the operator talks to (one series).
@@ -105,6 +106,7 @@ impl Metrics {
         let kestra_request_duration =
             Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
         let drift_corrections = Family::<KindLabels, Counter>::default();
+        let status_write_failures = Family::<KindLabels, Counter>::default();
         let objects = Family::<ConditionLabels, Gauge>::default();
         let leader = Gauge::default();
         let kestra_info = Family::<KestraInfoLabels, Gauge>::default();
@@ -140,6 +142,11 @@ impl Metrics {
             drift_corrections.clone(),
         );
         registry.register(
+            "status_write_failures",
+            "Status writes that failed or timed out, per kind (retried with backoff)",
+            status_write_failures.clone(),
+        );
+        registry.register(
             "objects",
             "Resources known to the operator, per kind and Ready status",
             objects.clone(),
@@ -148,6 +155,7 @@ impl Metrics {
         for kind in KINDS {
             let _ = reconciles.get_or_create(&KindLabels { kind });
             let _ = drift_corrections.get_or_create(&KindLabels { kind });
+            let _ = status_write_failures.get_or_create(&KindLabels { kind });
             for reason in ERROR_REASONS {
                 let _ = reconcile_errors.get_or_create(&ErrorLabels { kind, reason });
             }
@@ -164,6 +172,7 @@ impl Metrics {
             kestra_requests,
             kestra_request_duration,
             drift_corrections,
+            status_write_failures,
             objects,
             leader,
             kestra_info,

@@ -243,7 +243,8 @@ async fn detect_kestra(kestra: &KestraClient, metrics: &Metrics) {
                 kestra.set_server_info(info);
                 return;
             }
-            Err(error) if attempt < ATTEMPTS => {
+            // Only an outage is worth waiting for: a Kestra without the route will not grow it.
+            Err(error) if attempt < ATTEMPTS && error.is_transient() => {
                 tracing::warn!(%error, attempt, "could not read Kestra's version yet");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }

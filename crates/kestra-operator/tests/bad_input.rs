@@ -202,6 +202,25 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
     );
     add(
         F,
+        "flow `delete/by-query`, the path of Kestra's tenant-wide bulk delete",
+        Json,
+        &|name, _| flow_yaml(name, "by-query", "delete", &ok_source("by-query", "delete")),
+        Stop::Admission,
+        &[
+            "spec.namespace is a word Kestra's flow API uses as a route",
+            "deletes every flow of the tenant",
+        ],
+    );
+    add(
+        F,
+        "flow namespace `export`, the path of Kestra's flow export",
+        Json,
+        &|name, _| flow_yaml(name, "by-query", "export", &ok_source("by-query", "export")),
+        Stop::Admission,
+        &["uses as a route"],
+    );
+    add(
+        F,
         "reserved flow id `kill`",
         Json,
         &|name, kns| flow_yaml(name, "kill", kns, &ok_source("kill", kns)),
@@ -483,6 +502,11 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
             "123".to_string(),
             vec!["spec.key in body must be of type string"],
         ),
+        (
+            "key `inheritance`, which Kestra's GET answers with the inherited listing",
+            "inheritance".to_string(),
+            vec!["spec.key 'inheritance' cannot be read back"],
+        ),
     ] {
         add(
             K,
@@ -577,7 +601,7 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
         (
             "DATE",
             "\"2026-13-01\"",
-            "spec.type DATE needs a date such as 2026-01-31",
+            "spec.type DATE needs a date from 0001-01-01 to 9999-12-31 such as 2026-01-31",
         ),
         (
             "DATE",
@@ -701,11 +725,13 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
         Stop::Status("InvalidSpec"),
         &["key \"binary\" of bad-input-secret is not UTF-8 text"],
     );
-    for group in [Json, Problem] {
+    // Kestra 1.3 (JsonError) answers 500 naming the ttl as unparsable, the problem-details
+    // generation 422: both are a refusal of the spec, not an outage.
+    for (group, status) in [(Json, "HTTP 500"), (Problem, "HTTP 422")] {
         add(
             K,
             &format!(
-                "Kestra 422 ({group:?} errors): a ttl too long for Kestra (`P99999999999999999999D`)"
+                "Kestra refuses ({group:?} errors) a ttl too long for it (`P99999999999999999999D`)"
             ),
             group,
             &|name, kns| {
@@ -717,7 +743,7 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
                 )
             },
             Stop::Status("Rejected"),
-            &["HTTP 422", "Text cannot be parsed to a Duration"],
+            &[status, "Text cannot be parsed to a Duration"],
         );
     }
     add(
@@ -985,8 +1011,8 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
                 "  content: x\n",
             )
         },
-        Stop::Status("InvalidSpec"),
-        &["contains control characters"],
+        Stop::Admission,
+        &["spec.filename must not contain control characters"],
     );
     add(
         D,
@@ -1165,7 +1191,11 @@ fn expected_entry(expect: &Expect) -> (String, Value) {
         Expect::Kv { key, type_, value } => {
             (format!("kv:{key}"), json!({"type": type_, "value": value}))
         }
-        Expect::File { path, bytes } => (format!("file:{path}"), json!(b64(bytes))),
+        // The doubles play Kestra 1.3, whose listings show a space in a file name as `+`.
+        Expect::File { path, bytes } => (
+            format!("file:{}", path.replace(' ', "+")),
+            json!(b64(bytes)),
+        ),
     }
 }
 
@@ -1318,10 +1348,14 @@ async fn bad_input_is_refused_or_reported_and_never_reaches_kestra() -> anyhow::
                     continue;
                 };
                 let current = obj["status"]["observedGeneration"] == obj["metadata"]["generation"];
+                // A failed sync that may clear by itself (a missing reference, refused
+                // credentials) leaves `status.observedGeneration` alone, so that the retry still
+                // handles the spec as new; its Ready condition says which generation it judged.
+                let judged = ready["observedGeneration"] == obj["metadata"]["generation"];
                 let ok = match &case.stop {
                     Stop::Synced(_) => ready["status"] == "True" && current,
                     Stop::Status(reason) => {
-                        ready["status"] == "False" && ready["reason"] == *reason && current
+                        ready["status"] == "False" && ready["reason"] == *reason && judged
                     }
                     _ => false,
                 };

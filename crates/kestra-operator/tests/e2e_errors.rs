@@ -345,6 +345,10 @@ async fn kestra_down_is_transient_and_deletion_waits_for_it() {
         message.contains("the resource stays until it succeeds"),
         "{message}"
     );
+    let ev = wait_event(&ns.name, "KestraFlow", "before", "DeletionPending", SHORT)
+        .await
+        .unwrap();
+    assert_eq!(ev.type_, "Warning");
 
     // Back up: both finish on their own (backoff capped at 3s in these tests).
     wait_ready(&ns.name, "flow/during").await.unwrap();

@@ -1,9 +1,12 @@
 //! The Helm chart (`charts/kestra-operator`), tested for real: `helm` is built from its Go module
-//! (`scripts/build-helm`, cached), the chart lints clean, its CRDs are those of `deploy/crds/`,
-//! each credential style renders what the operator reads, the rendered objects are applied to the
-//! test control plane, and the operator then runs as a process **with the chart's ServiceAccount
-//! token** (and the environment the Deployment would give it) and brings the documented manifests
-//! to Ready, proving the RBAC is enough; the same identity is refused what it does not need.
+//! (`scripts/build-helm`, cached), the chart lints clean, its values schema refuses wrong values
+//! and describes every value, its Chart.yaml carries the Artifact Hub metadata, its CRDs are those
+//! of `deploy/crds/` (also when templated, and a release then upgrades and keeps them), each
+//! credential style and the metrics port render what the operator reads, the rendered objects are
+//! applied to the test control plane, and the operator then runs as a process **with the chart's
+//! ServiceAccount token** (and the environment the Deployment would give it) and brings the
+//! documented manifests to Ready, proving the RBAC is enough; the same identity is refused what it
+//! does not need.
 //!
 //! Nothing here is skipped: if `helm` cannot be built, the tests fail.
 
@@ -201,45 +204,266 @@ fn rbac(objects: &[Value]) -> (Vec<String>, Vec<String>) {
 // ---------------------------------------------------------------------------------------------
 // lint, CRDs, rendering (no control plane needed)
 
+/// `helm lint --strict charts/kestra-operator ARGS`: whether it passed, and its output.
+fn lint(args: &[&str]) -> (bool, String) {
+    let chart = chart();
+    let mut all = vec!["lint", "--strict", chart.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let output = helm(&all);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// `helm lint --strict ARGS` passes without a warning or an error.
+fn assert_lints_clean(args: &[&str]) {
+    let (passed, text) = lint(args);
+    assert!(passed, "helm lint {args:?} failed:\n{text}");
+    assert!(
+        !text.contains("[WARNING]") && !text.contains("[ERROR]"),
+        "helm lint {args:?} is not clean:\n{text}"
+    );
+    assert!(text.contains("0 chart(s) failed"), "{text}");
+}
+
+/// The values of every rendering below, and of the README's install commands: each lints clean
+/// (the values schema accepts it).
+const DOCUMENTED_VALUES: &[&[&str]] = &[
+    &[],
+    &["--set", "operator.apiKey=token"],
+    &["--set", "operator.basicAuth=admin@kestra.io:pa55"],
+    &["--set", "operator.existingSecret=kestra-credentials"],
+    &[
+        "--set",
+        "operator.existingSecret=kestra-credentials",
+        "--set",
+        "operator.existingSecretKeys.apiKey=token",
+        "--set",
+        "operator.existingSecretKeys.basicAuth=kestra-basic-auth",
+    ],
+    &[
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "replicas=2",
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "kestra.caSecret.name=kestra-ca",
+    ],
+    &[
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "kestra.url=https://kestra.example:8443",
+        "--set",
+        "kestra.tenant=acme",
+        "--set",
+        "resyncPeriod=2m",
+        "--set",
+        "logLevel=debug",
+        "--set",
+        "logFormat=text",
+    ],
+    &[
+        "--set",
+        "replicas=3",
+        "--set",
+        "leaderElection.enabled=false",
+    ],
+    &["--set", "leaderElection.enabled=false"],
+    &[
+        "--set",
+        "kestra.legacyApiRoot=true",
+        "--set",
+        "kestra.timeout=1m30s",
+    ],
+    &["--set", "operator.enabled=false"],
+    &[
+        "--set",
+        "metrics.port=9090",
+        "--set",
+        "serviceMonitor.enabled=true",
+    ],
+    &["--set", "crds.templated=true"],
+    &[
+        "--set",
+        "crds.templated=true",
+        "--set",
+        "operator.enabled=false",
+    ],
+    &[
+        "--set",
+        r"logLevel=info\,kestra_operator=debug",
+        "--set",
+        "extraEnv[0].name=MIN_BACKOFF",
+        "--set",
+        "extraEnv[0].value=2s",
+        "--set",
+        "image.repository=registry.example:5000/ops/kestra-operator",
+        "--set",
+        "image.tag=0.1.0",
+    ],
+];
+
 #[test]
 fn chart_lints_clean() {
-    let chart = chart();
-    let chart = chart.to_str().unwrap();
-    let variants: &[&[&str]] = &[
-        &[],
-        &["--set", "operator.apiKey=token"],
-        &["--set", "operator.basicAuth=user:password"],
-        &["--set", "operator.existingSecret=kestra-credentials"],
-        &[
-            "--set",
-            "watchNamespaces={team-a,team-b}",
-            "--set",
-            "replicas=2",
-            "--set",
-            "serviceMonitor.enabled=true",
-            "--set",
-            "kestra.caSecret.name=kestra-ca",
-        ],
-        &["--set", "operator.enabled=false"],
-    ];
-    for extra in variants {
-        let mut args = vec!["lint", "--strict", chart];
-        args.extend_from_slice(extra);
-        let output = helm(&args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+    for args in DOCUMENTED_VALUES {
+        assert_lints_clean(args);
+    }
+}
+
+/// Wrong values, each with the schema's complaint (`at '<path>': ...`): refused by `helm lint`
+/// and by `helm template` (and so by install and upgrade) before anything is rendered.
+const REFUSED_VALUES: &[(&str, &str)] = &[
+    ("replicas=two", "at '/replicas': got string, want integer"),
+    ("replicas=0", "at '/replicas'"),
+    (
+        "logFormat=xml",
+        "at '/logFormat': value must be one of 'text', 'json'",
+    ),
+    ("logLevel=loud", "at '/logLevel'"),
+    ("kestra.url=ftp://x", "at '/kestra/url'"),
+    ("kestra.url=http://admin:pw@kestra:8080", "at '/kestra/url'"),
+    ("kestra.url=", "at '/kestra/url'"),
+    (
+        "kestra.timeout=30",
+        "at '/kestra/timeout': got number, want string",
+    ),
+    ("kestra.timeout=30 seconds", "at '/kestra/timeout'"),
+    ("resyncPeriod=0s", "at '/resyncPeriod'"),
+    ("kestra.tenant=Acme", "at '/kestra/tenant'"),
+    ("concurrency=eight", "at '/concurrency'"),
+    ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
+    ("metrics.port=70000", "at '/metrics/port'"),
+    ("metrics.port=metrics", "at '/metrics/port'"),
+    ("service.type=ExternalName", "at '/service/type'"),
+    (
+        "serviceMonitor.interval=30",
+        "at '/serviceMonitor/interval'",
+    ),
+    (
+        "crds.templated=yes",
+        "at '/crds/templated': got string, want boolean",
+    ),
+    ("operator.enabled=maybe", "at '/operator/enabled'"),
+    ("operator.basicAuth=no-colon", "at '/operator/basicAuth'"),
+    ("watchNamespaces=team-a", "at '/watchNamespaces'"),
+    ("watchNamespaces={Team_A}", "at '/watchNamespaces/0'"),
+    // unknown keys, at the top and inside a structure the chart owns: typos fail loudly
+    (
+        "replica=2",
+        "at '': additional properties 'replica' not allowed",
+    ),
+    (
+        "kestra.tennant=acme",
+        "at '/kestra': additional properties 'tennant' not allowed",
+    ),
+    (
+        "metrics.enabled=true",
+        "at '/metrics': additional properties 'enabled' not allowed",
+    ),
+];
+
+const SCHEMA_ERROR: &str = "values don't meet the specifications of the schema";
+
+#[test]
+fn values_schema_refuses_wrong_values() {
+    for (value, complaint) in REFUSED_VALUES {
+        let (passed, text) = lint(&["--set", value]);
+        assert!(!passed, "helm lint --set {value} passed:\n{text}");
         assert!(
-            output.status.success(),
-            "helm lint {extra:?} failed:\n{text}"
+            text.contains("[ERROR]") && text.contains(complaint),
+            "helm lint --set {value}: want {complaint:?} in:\n{text}"
         );
+        let err = render_refused(&["--set", value]);
         assert!(
-            !text.contains("[WARNING]") && !text.contains("[ERROR]"),
-            "helm lint {extra:?} is not clean:\n{text}"
+            err.contains(SCHEMA_ERROR) && err.contains(complaint),
+            "helm template --set {value}: want {complaint:?} in:\n{err}"
         );
-        assert!(text.contains("0 chart(s) failed"), "{text}");
+    }
+}
+
+/// `values.schema.json` describes every value of `values.yaml` (a type and a description for each
+/// key, nested keys under an object schema) and nothing that `values.yaml` lacks.
+#[test]
+fn values_schema_covers_every_value() {
+    let values: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(chart().join("values.yaml")).expect("values.yaml"),
+    )
+    .expect("values.yaml parses");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart().join("values.schema.json")).expect("values.schema.json"),
+    )
+    .expect("values.schema.json parses");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown top-level keys"
+    );
+    let mut problems = Vec::new();
+    covers(&schema, &schema, &values, "", &mut problems);
+    // and the other way: no schema property without a value (but `global`, Helm's own)
+    unused(&schema, &schema, &values, "", &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A schema with its `$ref` (to `#/definitions/...`) resolved.
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/definitions/")
+                .unwrap_or_else(|| panic!("unexpected $ref {reference}"));
+            &root["definitions"][name]
+        }
+        None => schema,
+    }
+}
+
+fn covers(root: &Value, schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
+    let Some(map) = value.as_object() else { return };
+    for (key, child) in map {
+        let at = format!("{path}.{key}");
+        let property = &schema["properties"][key];
+        if property.is_null() {
+            problems.push(format!("{at}: no schema"));
+            continue;
+        }
+        if property["description"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            problems.push(format!("{at}: no description"));
+        }
+        let resolved = resolve(root, property);
+        if !resolved["type"].is_string() {
+            problems.push(format!("{at}: no type"));
+        }
+        if resolved["type"] == "object" && resolved["properties"].is_object() {
+            if resolved["additionalProperties"] != false {
+                problems.push(format!("{at}: the chart's structure allows unknown keys"));
+            }
+            covers(root, resolved, child, &at, problems);
+        }
+    }
+}
+
+fn unused(root: &Value, schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
+    let Some(properties) = schema["properties"].as_object() else {
+        return;
+    };
+    for (key, property) in properties {
+        let at = format!("{path}.{key}");
+        match value.get(key) {
+            None if at == ".global" => {}
+            None => problems.push(format!("{at}: in the schema, not in values.yaml")),
+            Some(child) => unused(root, resolve(root, property), child, &at, problems),
+        }
     }
 }
 
@@ -263,6 +487,273 @@ fn chart_crds_equal_deploy_crds() {
         "charts/kestra-operator/crds/kestra-operator.crds.yaml differs from deploy/crds/: \
          cp deploy/crds/kestra-operator.crds.yaml charts/kestra-operator/crds/"
     );
+}
+
+/// The CRDs of `deploy/crds/`, each as the text of its document (without the `---` line).
+fn deploy_crd_texts() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("deploy/crds/kestra-operator.crds.yaml"))
+        .expect("deploy/crds is committed");
+    let docs: Vec<String> = text
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(docs.len(), 3, "three CRDs in deploy/crds");
+    docs
+}
+
+const KEEP: &str = "  annotations:\n    helm.sh/resource-policy: keep\n";
+
+/// `crds.templated=true`: the three CRDs come from `templates/` too, each the text of
+/// `deploy/crds/` byte for byte but for the `helm.sh/resource-policy: keep` annotation (so that
+/// `helm uninstall` keeps them); by default no CRD is rendered from `templates/` (Helm installs
+/// `crds/` alone), and the templated CRDs do not depend on `operator.enabled`.
+#[test]
+fn templated_crds_equal_deploy_crds() {
+    let chart = chart();
+    let output = helm(&[
+        "template",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "--set",
+        "crds.templated=true",
+        "--show-only",
+        "templates/crds.yaml",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let rendered: Vec<&str> = text
+        .split("---\n# Source: kestra-operator/templates/crds.yaml\n")
+        .filter(|d| !d.trim().is_empty())
+        .collect();
+    let expected = deploy_crd_texts();
+    assert_eq!(rendered.len(), expected.len(), "{text}");
+    for (rendered, expected) in rendered.iter().zip(&expected) {
+        assert_eq!(
+            rendered.matches(KEEP).count(),
+            1,
+            "one keep annotation:\n{rendered}"
+        );
+        let (head, rest) = rendered.split_once(KEEP).unwrap();
+        assert!(head.ends_with("\nmetadata:\n"), "{head}");
+        let without = format!("{head}{rest}");
+        assert!(
+            without.trim_end() == expected.trim_end(),
+            "the templated CRD differs from deploy/crds/ (other than the annotation):\n{rendered}"
+        );
+    }
+    // parsed: the same objects, with the annotation
+    let objects = render("ops", &["--set", "crds.templated=true"]).unwrap();
+    let crds = of_kind(&objects, "CustomResourceDefinition");
+    assert_eq!(crds.len(), 3);
+    for (crd, expected) in crds.iter().zip(&expected) {
+        let mut expected: Value = serde_saphyr::from_str(expected).unwrap();
+        expected["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
+        assert_eq!(**crd, expected);
+    }
+    // default: none from templates/
+    let objects = render("ops", &[]).unwrap();
+    assert!(of_kind(&objects, "CustomResourceDefinition").is_empty());
+    // the CRDs alone with operator.enabled=false, as crds/ would be
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "crds.templated=true",
+            "--set",
+            "operator.enabled=false",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&objects),
+        ["CustomResourceDefinition"; 3],
+        "only the CRDs"
+    );
+}
+
+/// `metrics.port`: one value moves the listen address, the container port, the probes, the
+/// Service's target and the ServiceMonitor's endpoint together (the default, 8080, is checked by
+/// `assert_common`).
+#[test]
+fn renders_a_configured_metrics_port() {
+    let objects = render(
+        "ops",
+        &[
+            "--set",
+            "metrics.port=9464",
+            "--set",
+            "serviceMonitor.enabled=true",
+        ],
+    )
+    .unwrap();
+    let c = container(&objects);
+    assert_eq!(env_of(&objects)["METRICS_ADDR"]["value"], "0.0.0.0:9464");
+    let ports = c["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0]["containerPort"], 9464);
+    // a named port resolves to the container port of that name
+    let container_port = |port: &Value| -> Value {
+        match port.as_str() {
+            Some(name) => ports
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["containerPort"].clone())
+                .unwrap_or_else(|| panic!("no container port named {name}")),
+            None => port.clone(),
+        }
+    };
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            container_port(&c[probe]["httpGet"]["port"]),
+            9464,
+            "{probe}"
+        );
+    }
+    let service = one(&objects, "Service");
+    let service_ports = service["spec"]["ports"].as_array().expect("Service ports");
+    assert_eq!(service_ports.len(), 1);
+    assert_eq!(container_port(&service_ports[0]["targetPort"]), 9464);
+    assert_eq!(
+        service_ports[0]["port"], 8080,
+        "service.port is the Service's own"
+    );
+    // the ServiceMonitor names a port of the Service, which targets the metrics port
+    let monitor = one(&objects, "ServiceMonitor");
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    let scraped = service_ports
+        .iter()
+        .find(|p| p["name"] == endpoint["port"])
+        .expect("the ServiceMonitor's port is a port of the Service");
+    assert_eq!(container_port(&scraped["targetPort"]), 9464);
+    // nothing left at the old fixed address
+    assert!(
+        !serde_json::to_string(&objects)
+            .unwrap()
+            .contains("0.0.0.0:8080")
+    );
+}
+
+/// Chart.yaml carries only keys Helm defines and annotations Artifact Hub reads, and those
+/// agree with the repository: the license of the workspace, the three CRDs of `deploy/crds/`, the
+/// manifests of `examples/documented.yaml` as the CRD examples.
+#[test]
+fn chart_yaml_has_artifact_hub_metadata() {
+    let chart_yaml: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(chart().join("Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("Chart.yaml parses");
+    const HELM_KEYS: &[&str] = &[
+        "apiVersion",
+        "name",
+        "version",
+        "kubeVersion",
+        "description",
+        "type",
+        "keywords",
+        "home",
+        "sources",
+        "dependencies",
+        "maintainers",
+        "icon",
+        "appVersion",
+        "deprecated",
+        "annotations",
+    ];
+    for key in chart_yaml.as_object().unwrap().keys() {
+        assert!(HELM_KEYS.contains(&key.as_str()), "Chart.yaml key {key}");
+    }
+    let annotations = chart_yaml["annotations"].as_object().expect("annotations");
+    for key in annotations.keys() {
+        assert!(
+            key.starts_with("artifacthub.io/"),
+            "{key}: an annotation Artifact Hub does not read"
+        );
+    }
+    let annotation = |key: &str| -> &str {
+        annotations[&format!("artifacthub.io/{key}")]
+            .as_str()
+            .unwrap_or_else(|| panic!("artifacthub.io/{key}"))
+    };
+    let yaml = |key: &str| -> Value {
+        serde_saphyr::from_str(annotation(key))
+            .unwrap_or_else(|e| panic!("artifacthub.io/{key} is not YAML: {e}"))
+    };
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains(&format!("license = \"{}\"", annotation("license"))),
+        "the workspace's license"
+    );
+    assert_eq!(annotation("category"), "integration-delivery");
+    for flag in ["prerelease", "operator", "containsSecurityUpdates"] {
+        assert!(
+            ["true", "false"].contains(&annotation(flag)),
+            "artifacthub.io/{flag}"
+        );
+    }
+    assert!(
+        [
+            "Basic Install",
+            "Seamless Upgrades",
+            "Full Lifecycle",
+            "Deep Insights",
+            "Auto Pilot"
+        ]
+        .contains(&annotation("operatorCapabilities"))
+    );
+    let links = yaml("links");
+    for link in links.as_array().expect("links is a list") {
+        assert!(link["name"].is_string(), "{link}");
+        assert!(
+            link["url"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("https://"),
+            "{link}"
+        );
+    }
+    let changes = yaml("changes");
+    let changes = changes.as_array().expect("changes is a list");
+    assert!(!changes.is_empty());
+    for change in changes {
+        assert!(
+            [
+                "added",
+                "changed",
+                "deprecated",
+                "removed",
+                "fixed",
+                "security"
+            ]
+            .contains(&change["kind"].as_str().unwrap_or_default()),
+            "{change}"
+        );
+        assert!(change["description"].is_string(), "{change}");
+    }
+    // the CRDs as deploy/crds/ defines them
+    let crds = yaml("crds");
+    let crds = crds.as_array().expect("crds is a list");
+    let defined: Vec<Value> = deploy_crd_texts()
+        .iter()
+        .map(|t| serde_saphyr::from_str(t).unwrap())
+        .collect();
+    assert_eq!(crds.len(), defined.len());
+    for (listed, crd) in crds.iter().zip(&defined) {
+        assert_eq!(listed["kind"], crd["spec"]["names"]["kind"]);
+        assert_eq!(listed["name"], crd["metadata"]["name"]);
+        assert_eq!(listed["version"], crd["spec"]["versions"][0]["name"]);
+        assert!(listed["displayName"].is_string() && listed["description"].is_string());
+    }
+    // the examples are the documented manifests
+    let documented: Vec<Value> = serde_saphyr::from_multiple(
+        &std::fs::read_to_string(root().join("examples/documented.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(yaml("crdsExamples"), Value::Array(documented));
 }
 
 /// What every rendering shares: the hardened pod, probes, resources, identity and the metrics
@@ -887,6 +1378,195 @@ async fn chart_identity_syncs_the_documented_manifests() -> anyhow::Result<()> {
         op.tail(40)
     );
     assert_nothing_forbidden(&op)?;
+    Ok(())
+}
+
+/// `helm ARGS` against the test control plane; fails with helm's output unless it succeeds.
+fn helm_ok(env: &TestEnv, args: &[&str]) -> anyhow::Result<String> {
+    let output = helm_on(env, args);
+    ensure!(
+        output.status.success(),
+        "helm {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn helm_on(env: &TestEnv, args: &[&str]) -> Output {
+    let kubeconfig = env.kubeconfig.to_string_lossy();
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--kubeconfig", &kubeconfig]);
+    helm(&all)
+}
+
+/// Puts the CRDs back as the test environment applies them, whatever the test did to them.
+struct RestoreCrds;
+
+impl Drop for RestoreCrds {
+    fn drop(&mut self) {
+        let dir = root().join("deploy/crds");
+        let _ = env().kubectl([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=testenv",
+            "-f",
+            dir.to_str().unwrap_or_default(),
+        ]);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The live KestraFlow CRD's description and annotations.
+fn live_flow_crd(env: &TestEnv) -> anyhow::Result<(String, Value)> {
+    let crd: Value = serde_json::from_str(&env.kubectl_ok([
+        "get",
+        "crd",
+        "kestraflows.model.kestra.io",
+        "-o",
+        "json",
+    ])?)?;
+    let description = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"]
+        .as_str()
+        .context("the CRD's description")?
+        .to_string();
+    Ok((description, crd["metadata"]["annotations"].clone()))
+}
+
+/// The README's upgrade story with `crds.templated=true`, for real: over CRDs Helm does not own
+/// (installed from `crds/` or with kubectl) the install is refused unless they are adopted
+/// (`--take-ownership`); an older chart's CRDs are then brought up to date by `helm upgrade`; and
+/// `helm uninstall` keeps them. The release holds only the CRDs (`operator.enabled=false`).
+#[test]
+fn templated_crds_upgrade_with_the_release_and_outlive_it() -> anyhow::Result<()> {
+    let env = env();
+    let _restore = RestoreCrds;
+    let ns = env.namespace("helm-crds")?;
+    let release = "crds";
+    let current = chart();
+    let current = current.to_str().context("chart path")?;
+    // an older chart: its KestraFlow CRD has another description
+    const DESCRIPTION: &str = "A Kestra flow, kept equal to its YAML source by kestra-operator";
+    let old = env
+        .dir
+        .join("helm")
+        .join(format!("old-chart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&old);
+    copy_dir(&chart(), &old)?;
+    let crds_file = old.join("crds/kestra-operator.crds.yaml");
+    let text = std::fs::read_to_string(&crds_file)?;
+    ensure!(text.contains(DESCRIPTION), "the flow CRD's description");
+    std::fs::write(
+        &crds_file,
+        text.replace(DESCRIPTION, "A Kestra flow (an older chart)"),
+    )?;
+    let old = old.to_str().context("old chart path")?;
+    let values = [
+        "--namespace",
+        &ns.name,
+        "--set",
+        "crds.templated=true",
+        "--set",
+        "operator.enabled=false",
+        "--skip-crds",
+    ];
+
+    // the CRDs exist, without Helm's ownership: refused, nothing changed
+    let mut args = vec!["install", release, old, "--dry-run=server"];
+    args.extend_from_slice(&values);
+    let output = helm_on(env, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        !output.status.success() && stderr.contains("cannot be imported into the current release"),
+        "installing over CRDs Helm does not own should be refused: {stderr}"
+    );
+    // adopted
+    let mut args = vec!["install", release, old, "--take-ownership"];
+    args.extend_from_slice(&values);
+    helm_ok(env, &args)?;
+    let (description, annotations) = live_flow_crd(env)?;
+    ensure!(
+        description == "A Kestra flow (an older chart)",
+        "{description}"
+    );
+    ensure!(
+        annotations["helm.sh/resource-policy"] == "keep"
+            && annotations["meta.helm.sh/release-name"] == release
+            && annotations["meta.helm.sh/release-namespace"] == ns.name.as_str(),
+        "{annotations}"
+    );
+    // helm upgrade updates them
+    let mut args = vec!["upgrade", release, current];
+    args.extend_from_slice(&values[..values.len() - 1]);
+    helm_ok(env, &args)?;
+    let (description, _) = live_flow_crd(env)?;
+    ensure!(
+        description == DESCRIPTION,
+        "after the upgrade: {description}"
+    );
+    // helm uninstall keeps them (and so every resource of the three kinds)
+    let out = helm_ok(env, &["uninstall", release, "--namespace", &ns.name])?;
+    ensure!(out.contains("kept due to the resource policy"), "{out}");
+    assert_crds_established(env)?;
+    // and so does turning crds.templated off again (the CRDs leave the release, not the cluster)
+    let mut args = vec!["install", release, current, "--take-ownership"];
+    args.extend_from_slice(&values);
+    helm_ok(env, &args)?;
+    helm_ok(
+        env,
+        &[
+            "upgrade",
+            release,
+            current,
+            "--namespace",
+            &ns.name,
+            "--reuse-values",
+            "--set",
+            "crds.templated=false",
+        ],
+    )?;
+    assert_crds_established(env)?;
+    helm_ok(env, &["uninstall", release, "--namespace", &ns.name])?;
+    assert_crds_established(env)?;
+    let _ = std::fs::remove_dir_all(old);
+    Ok(())
+}
+
+/// The three CRDs are there, established and not being deleted.
+fn assert_crds_established(env: &TestEnv) -> anyhow::Result<()> {
+    for crd in [
+        "kestraflows.model.kestra.io",
+        "kestrakeyvalues.model.kestra.io",
+        "kestranamespacefiles.model.kestra.io",
+    ] {
+        let state = env.kubectl_ok([
+            "get",
+            "crd",
+            crd,
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}|\
+             {.status.conditions[?(@.type==\"Established\")].status}",
+        ])?;
+        ensure!(
+            state.trim() == "|True",
+            "{crd}: deletion|Established {state}"
+        );
+    }
     Ok(())
 }
 

@@ -1023,9 +1023,9 @@ async fn ttl_and_description_changes_are_written() {
         .await
         .unwrap();
     wait_ready(&ns.name, "kv/meta").await.unwrap();
-    let (_, body) = kestra.kv(&kn, "meta").await.unwrap();
-    assert_eq!(body["description"], "first");
-    assert!(body.get("expirationDate").is_none(), "{body}");
+    let row = kestra.kv_row(&kn, "meta").await.unwrap();
+    assert_eq!(row["description"], "first");
+    assert!(row.get("expirationDate").is_none(), "{row}");
     assert_eq!(count(&url, "PUT", KV_ROUTE).await.unwrap(), 1);
 
     // Only the description changes.
@@ -1034,7 +1034,7 @@ async fn ttl_and_description_changes_are_written() {
         .unwrap();
     wait_ready(&ns.name, "kv/meta").await.unwrap();
     assert_eq!(
-        kestra.kv(&kn, "meta").await.unwrap().1["description"],
+        kestra.kv_row(&kn, "meta").await.unwrap()["description"],
         "second"
     );
     assert_eq!(count(&url, "PUT", KV_ROUTE).await.unwrap(), 2);
@@ -1046,7 +1046,7 @@ async fn ttl_and_description_changes_are_written() {
     let obj = wait_ready(&ns.name, "kv/meta").await.unwrap();
     assert_eq!(obj["status"]["ttl"], "PT1H", "{}", obj["status"]);
     assert!(obj["status"]["expiresAt"].is_string(), "{}", obj["status"]);
-    assert!(kestra.kv(&kn, "meta").await.unwrap().1["expirationDate"].is_string());
+    assert!(kestra.kv_row(&kn, "meta").await.unwrap()["expirationDate"].is_string());
     assert_eq!(count(&url, "PUT", KV_ROUTE).await.unwrap(), 3);
 
     // Unchanged for two resync periods: no write.
@@ -1063,7 +1063,7 @@ async fn ttl_and_description_changes_are_written() {
         Duration::from_secs(20),
         Duration::from_millis(200),
         || async {
-            let (_, body) = kestra.kv(&kn, "meta").await?;
+            let body = kestra.kv_row(&kn, "meta").await?;
             ensure!(
                 body["description"] == "second",
                 "description {}",

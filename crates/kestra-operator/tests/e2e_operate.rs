@@ -208,8 +208,10 @@ async fn leader_failover_finishes_the_work_without_double_writes() -> anyhow::Re
     Ok(())
 }
 
-/// The documented manifests against a real Kestra, when `KESTRA_E2E_URL` names one
-/// (credentials in `KESTRA_E2E_BASIC_AUTH` or `KESTRA_E2E_API_KEY`, tenant in `KESTRA_E2E_TENANT`).
+/// A real Kestra, when `KESTRA_E2E_URL` names one (credentials in `KESTRA_E2E_BASIC_AUTH` or
+/// `KESTRA_E2E_API_KEY`, tenant in `KESTRA_E2E_TENANT`): the documented manifests (Kestra 1.3
+/// and 2.0 refuse the documented flow, and status says why), a flow they accept, then for each
+/// kind drift restored, a resync that writes nothing, and delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documented_manifests_against_a_real_kestra() -> anyhow::Result<()> {
     let Ok(url) = std::env::var("KESTRA_E2E_URL") else {
@@ -220,8 +222,9 @@ async fn documented_manifests_against_a_real_kestra() -> anyhow::Result<()> {
     let api_key = std::env::var("KESTRA_E2E_API_KEY").unwrap_or_default();
     let tenant = std::env::var("KESTRA_E2E_TENANT").unwrap_or_else(|_| "main".to_string());
     let ns = namespace("real");
+    let kn = ns.kestra.clone();
     let _op = start_operator(
-        OpSpec::new(&[&ns.name], "30s")
+        OpSpec::new(&[&ns.name], "3s")
             .env("KESTRA_API_URL", &url)
             .env("KESTRA_API_BASIC_AUTH", &basic)
             .env("KESTRA_API_API_KEY", &api_key)
@@ -229,46 +232,110 @@ async fn documented_manifests_against_a_real_kestra() -> anyhow::Result<()> {
             .arg(&tenant),
     )
     .await?;
-    let documented = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/documented.yaml"
-    ))?;
-    apply(&ns.name, &documented.replace("company.team", &ns.kestra)).await?;
-    for resource in [
-        "kestraflow/hello-world",
-        "kestrakeyvalue/kv-1",
-        "kestranamespacefile/nsfile-1",
-    ] {
-        wait_ready(&ns.name, resource).await?;
-    }
     let auth = basic
         .split_once(':')
         .map(|(u, p)| (u.to_string(), p.to_string()));
     let kestra = Kestra::new(&url, Some(&tenant), auth);
+
+    // The documented manifests: key and file sync; Kestra refuses the flow (1.3: the Log task
+    // needs a message; 2.0 also no longer knows the legacy type), and status shows why.
+    let documented = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/documented.yaml"
+    ))?;
+    apply(&ns.name, &documented.replace("company.team", &kn)).await?;
+    for resource in ["kestrakeyvalue/kv-1", "kestranamespacefile/nsfile-1"] {
+        wait_ready(&ns.name, resource).await?;
+    }
+    let refused = wait_reason(
+        &ns.name,
+        "kestraflow/hello-world",
+        "False",
+        "Rejected",
+        READY,
+    )
+    .await?;
+    let message = condition(&refused, "Ready")
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_string();
     ensure!(
-        kestra.flow(&ns.kestra, "hello-world").await?.is_some(),
-        "flow missing in Kestra"
-    );
-    let (status, body) = kestra.kv(&ns.kestra, "key1").await?;
-    ensure!(
-        status == 200 && body["value"] == "value1",
-        "kv: {status} {body}"
+        message.contains("message: must not be null") || message.contains("Invalid type"),
+        "Kestra's refusal is shown: {message}"
     );
     ensure!(
-        kestra.file(&ns.kestra, "/nsfile-1.txt").await?.as_deref()
-            == Some(b"Hello World".as_slice()),
-        "file"
+        refused["status"]["validated"] == false,
+        "{}",
+        refused["status"]
     );
+    ensure!(
+        kestra.flow(&kn, "hello-world").await?.is_none(),
+        "a refused flow is not in Kestra"
+    );
+
+    // A flow Kestra accepts.
+    let source = format!(
+        "id: hello\nnamespace: {kn}\ntasks:\n- id: hello\n  type: io.kestra.plugin.core.log.Log\n  message: Hello from Kubernetes\n"
+    );
+    apply(&ns.name, &flow_manifest("hello", "hello", &kn, &source, "")).await?;
+    wait_ready(&ns.name, "kestraflow/hello").await?;
+
+    // Drift of each kind, made directly in Kestra, is restored.
+    let edited = source.replace("Hello from Kubernetes", "edited in the UI");
+    kestra.save_flow(&kn, "hello", &edited).await?;
+    kestra.put_kv(&kn, "key1", "\"edited\"").await?;
+    kestra.upload(&kn, "/nsfile-1.txt", b"edited").await?;
+    wait_until(READY, POLL, || async {
+        ensure!(
+            kestra.flow_source(&kn, "hello").await?.as_deref() == Some(source.as_str()),
+            "flow"
+        );
+        let (_, entry) = kestra.kv(&kn, "key1").await?;
+        ensure!(entry["value"] == "value1", "key {entry}");
+        ensure!(
+            kestra.file(&kn, "/nsfile-1.txt").await?.as_deref() == Some(b"Hello World".as_slice()),
+            "file"
+        );
+        Ok(())
+    })
+    .await?;
+
+    // Resyncs (every 3 s) of objects that match write nothing.
+    let revision = kestra
+        .flow(&kn, "hello")
+        .await?
+        .map(|f| f["revision"].clone());
+    let key_revision = kestra.kv(&kn, "key1").await?.1["revision"].clone();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    ensure!(
+        kestra
+            .flow(&kn, "hello")
+            .await?
+            .map(|f| f["revision"].clone())
+            == revision,
+        "a resync wrote the flow"
+    );
+    ensure!(
+        kestra.kv(&kn, "key1").await?.1["revision"] == key_revision,
+        "a resync wrote the key"
+    );
+
     for resource in [
         "kestraflow/hello-world",
+        "kestraflow/hello",
         "kestrakeyvalue/kv-1",
         "kestranamespacefile/nsfile-1",
     ] {
         k(&ns.name, &["delete", resource, "--timeout=60s"]).await?;
     }
     ensure!(
-        kestra.flow(&ns.kestra, "hello-world").await?.is_none(),
+        kestra.flow(&kn, "hello").await?.is_none(),
         "flow left in Kestra"
+    );
+    ensure!(kestra.kv(&kn, "key1").await?.0 == 404, "key left in Kestra");
+    ensure!(
+        kestra.file(&kn, "/nsfile-1.txt").await?.is_none(),
+        "file left in Kestra"
     );
     Ok(())
 }

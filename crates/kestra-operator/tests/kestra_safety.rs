@@ -55,10 +55,17 @@ async fn deleting_a_flow_named_like_a_bulk_route_deletes_only_that_flow() {
                 .await
                 .unwrap();
         }
-        kestra.delete_flow(MAIN, "delete", "by-query").await.unwrap();
+        kestra
+            .delete_flow(MAIN, "delete", "by-query")
+            .await
+            .unwrap();
         kestra.delete_flow(MAIN, "delete", "by-ids").await.unwrap();
         assert!(
-            kestra.get_flow(MAIN, "delete", "by-query").await.unwrap().is_none(),
+            kestra
+                .get_flow(MAIN, "delete", "by-query")
+                .await
+                .unwrap()
+                .is_none(),
             "{version:?}: the flow itself is deleted"
         );
         for (ns, id) in [("company.team", "a"), ("other.team", "b")] {
@@ -68,8 +75,14 @@ async fn deleting_a_flow_named_like_a_bulk_route_deletes_only_that_flow() {
             );
         }
         // Deleting it again, or a flow that never existed, is done, not an error.
-        kestra.delete_flow(MAIN, "delete", "by-query").await.unwrap();
-        kestra.delete_flow(MAIN, "company.team", "nope").await.unwrap();
+        kestra
+            .delete_flow(MAIN, "delete", "by-query")
+            .await
+            .unwrap();
+        kestra
+            .delete_flow(MAIN, "company.team", "nope")
+            .await
+            .unwrap();
         fake.shutdown().await.unwrap();
     }
 }
@@ -86,7 +99,10 @@ async fn a_read_answered_by_another_route_is_not_taken_for_the_object() {
     assert!(read.is_err(), "an export is not a flow: {read:?}");
     // `GET flows/search` answers a page of the whole tenant, not the namespace `search`.
     let listing = kestra.list_flows(MAIN, "search").await;
-    assert!(listing.is_err(), "a search page is not a listing: {listing:?}");
+    assert!(
+        listing.is_err(),
+        "a search page is not a listing: {listing:?}"
+    );
     // `GET .../kv/inheritance` is the inherited listing, not the key.
     let write = KvWrite {
         body: "\"parent\"",
@@ -123,7 +139,10 @@ async fn a_file_delete_never_removes_a_directory() {
         Some(Bytes::from_static(b"keep me"))
     );
     kestra.delete_file(MAIN, ns, "/x/inner.txt").await.unwrap();
-    assert_eq!(kestra.get_file(MAIN, ns, "/x/inner.txt").await.unwrap(), None);
+    assert_eq!(
+        kestra.get_file(MAIN, ns, "/x/inner.txt").await.unwrap(),
+        None
+    );
     // A missing file is deleted already.
     kestra.delete_file(MAIN, ns, "/missing.txt").await.unwrap();
     fake.shutdown().await.unwrap();
@@ -151,7 +170,11 @@ async fn losing_the_lease_abandons_a_call_in_flight() {
     lost_tx.send(true).unwrap();
     let result = call.await.unwrap();
     assert!(matches!(result, Err(KestraError::Fenced)), "{result:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     // And no new call starts.
     let result = kestra.get_flow(MAIN, "company.team", "a").await;
     assert!(matches!(result, Err(KestraError::Fenced)), "{result:?}");

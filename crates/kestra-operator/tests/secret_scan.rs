@@ -301,6 +301,14 @@ async fn credentials_and_secret_values_never_leave_the_operator() -> anyhow::Res
     hooks.fail_next(2, 500, &kv_route).await?;
     hooks.fail_next(1, 401, &kv_route).await?;
     hooks.fail_next(1, 422, &kv_route).await?;
+    // Kestra versions that parse KV bodies as JSON quote the whole body in their 422: the
+    // value from the Secret must be cut out of status and Events.
+    hooks
+        .post(
+            "fail",
+            serde_json::json!({"count": 3, "status": 422, "route": kv_route, "method": "PUT", "echoBody": true}),
+        )
+        .await?;
     for run in &runs {
         apply(&run.ns.name, &resources(&run.ns.kestra)).await?;
     }
@@ -490,6 +498,25 @@ fn help_errors_and_debug_output_do_not_show_credentials() -> anyhow::Result<()> 
     scan("an argument error", &error, &mut found);
     let missing = run(&["run", "--kestra-timeout", "soon"])?;
     scan("another argument error", &missing, &mut found);
+    // A login in the URL is refused at start, without the URL being repeated.
+    let in_url = std::process::Command::new(OPERATOR)
+        .args(["run"])
+        .env(
+            "KESTRA_API_URL",
+            format!("http://{USER}:{PASSWORD}@kestra.example:8080"),
+        )
+        .output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&in_url.stdout),
+        String::from_utf8_lossy(&in_url.stderr)
+    );
+    ensure!(
+        !in_url.status.success(),
+        "a URL with a login must be refused: {said}"
+    );
+    ensure!(said.contains("KESTRA_API_BASIC_AUTH"), "{said}");
+    scan("a Kestra URL carrying the login", &said, &mut found);
 
     use clap::Parser as _;
     use kestra_operator::config::{Cli, Command};

@@ -287,6 +287,13 @@ impl Adapter for FlowAdapter {
         )
     }
 
+    fn forget(&self, target: &Target) {
+        self.absent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(target);
+    }
+
     async fn delete(&self, kestra: &KestraClient, target: &Target) -> Result<(), KestraError> {
         kestra
             .delete_flow(target.tenant(), &target.namespace, &target.name)

@@ -12,7 +12,7 @@ use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, 
 use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary, KvWrite};
 
 use super::flow::tenant_suffix;
-use super::kv_encoding::{Encoded, encode, expiry, matches};
+use super::kv_encoding::{Encoded, encode, expiry, matches, same_instant};
 use super::listing::{NamespaceListings, if_offered};
 
 #[derive(Clone, Debug, Hash, PartialEq)]
@@ -47,7 +47,7 @@ fn same_description(observed: Option<&str>, desired: Option<&str>) -> bool {
 
 /// A resync checks the keys of a Kestra namespace through one listing, which carries each key's
 /// update time: a key is read again only when its update time moved since it was last read (or
-/// when the listing is not available, e.g. Kestra 2.0's other listing route).
+/// when Kestra offers no listing at all).
 #[derive(Default)]
 pub struct KeyValueAdapter {
     listings: NamespaceListings<KvSummary>,
@@ -112,14 +112,6 @@ fn not_before(row: Option<&str>, read: &str) -> bool {
         (Some(Ok(row)), Ok(read)) => row >= read,
         (Some(_), _) => row == Some(read),
         (None, _) => false,
-    }
-}
-
-/// Two update times name the same instant (compared as times when both parse).
-fn same_instant(a: &str, b: &str) -> bool {
-    match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 
@@ -228,7 +220,7 @@ impl Adapter for KeyValueAdapter {
         let written_ttl = prior.and_then(|p| p.ttl.clone());
         let written_before = prior.is_some_and(|p| p.type_.is_some());
         // After a spec change the description is compared with a listing taken now; otherwise
-        // a recent one will do. Without a listing (e.g. Kestra 2.0's other listing route) every
+        // a recent one will do. Without a listing (a Kestra that offers none) every
         // check reads the key and the description is not compared.
         let fresh = mode == ObserveMode::Full && written_before;
         let newer_than = fresh.then(Instant::now);
@@ -403,6 +395,10 @@ impl Adapter for KeyValueAdapter {
         )
     }
 
+    fn forget(&self, target: &Target) {
+        self.seen().remove(target);
+    }
+
     async fn delete(&self, kestra: &KestraClient, target: &Target) -> Result<(), KestraError> {
         self.seen().remove(target);
         kestra
@@ -517,7 +513,8 @@ mod listing_tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::adapters::test_support::{fake_and_client, gets};
+    use crate::adapters::test_support::{fake_and_client_of, gets};
+    use kestra_fake::KestraVersion;
 
     fn value(observed: &ObservedKey) -> Value {
         match &observed.read {
@@ -528,7 +525,13 @@ mod listing_tests {
 
     #[tokio::test]
     async fn a_resync_reads_a_key_again_only_when_its_update_time_moved() {
-        let (fake, kestra) = fake_and_client().await;
+        for version in [KestraVersion::V1_3, KestraVersion::V2_0] {
+            resync_reads_a_key_again_only_when_its_update_time_moved(version).await;
+        }
+    }
+
+    async fn resync_reads_a_key_again_only_when_its_update_time_moved(version: KestraVersion) {
+        let (fake, kestra) = fake_and_client_of(version).await;
         let url = fake.url();
         let (tenant, ns) = (Some("main"), "company.team");
         let target = Target {
@@ -555,7 +558,9 @@ mod listing_tests {
         assert_eq!(value(&resync().await.unwrap()), json!("v1"));
         assert_eq!(value(&resync().await.unwrap()), json!("v1"));
         assert_eq!(gets(&url, "/kv/{key}").await, 1);
-        assert_eq!(gets(&url, "/kv").await, 1);
+        // One listing, through the filtered route both versions have (2.0 lacks the other).
+        assert_eq!(gets(&url, "/api/v1/{tenant}/kv").await, 1);
+        assert_eq!(gets(&url, "/namespaces/{namespace}/kv").await, 0);
         // Changed directly in Kestra: once the listing is refreshed, the key is read again.
         tokio::time::sleep(Duration::from_millis(5)).await;
         put("\"v2\"").await;

@@ -195,12 +195,10 @@ fn in_kestra_years(year: i16) -> bool {
     (1..=9999).contains(&year)
 }
 
-fn same_instant(a: &Value, b: &Value) -> bool {
-    match (
-        a.as_str().map(str::parse::<Timestamp>),
-        b.as_str().map(str::parse::<Timestamp>),
-    ) {
-        (Some(Ok(a)), Some(Ok(b))) => a == b,
+/// Two date-time texts name the same instant (compared as texts when either does not parse).
+pub fn same_instant(a: &str, b: &str) -> bool {
+    match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
+        (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
 }
@@ -264,7 +262,10 @@ pub fn matches(encoded: &Encoded, stored: &KvEntry) -> bool {
             (Some(a), Some(b)) => a == b,
             _ => false,
         },
-        KvType::Datetime => same_instant(&encoded.expected, &stored.value),
+        KvType::Datetime => match (encoded.expected.as_str(), stored.value.as_str()) {
+            (Some(a), Some(b)) => same_instant(a, b),
+            _ => encoded.expected == stored.value,
+        },
         KvType::Duration => same_duration(&encoded.expected, &stored.value),
         KvType::Json => same_json(&encoded.expected, &stored.value),
         _ => encoded.expected == stored.value,

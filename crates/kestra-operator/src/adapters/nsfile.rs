@@ -296,6 +296,10 @@ impl Adapter for NamespaceFileAdapter {
         )
     }
 
+    fn forget(&self, target: &Target) {
+        self.seen().remove(target);
+    }
+
     async fn delete(&self, kestra: &KestraClient, target: &Target) -> Result<(), KestraError> {
         self.seen().remove(target);
         kestra

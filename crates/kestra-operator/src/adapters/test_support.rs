@@ -9,10 +9,20 @@ use crate::metrics::Metrics;
 
 /// A double of its own and a client for its `main` tenant (no retries).
 pub async fn fake_and_client() -> (kestra_fake::RunningFake, KestraClient) {
+    fake_and_client_of(kestra_fake::KestraVersion::default()).await
+}
+
+/// The same, with the double playing `version`.
+pub async fn fake_and_client_of(
+    version: kestra_fake::KestraVersion,
+) -> (kestra_fake::RunningFake, KestraClient) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let fake = kestra_fake::spawn(kestra_fake::FakeConfig::default())
-        .await
-        .unwrap();
+    let fake = kestra_fake::spawn(kestra_fake::FakeConfig {
+        kestra_version: version,
+        ..kestra_fake::FakeConfig::default()
+    })
+    .await
+    .unwrap();
     let kestra = KestraClient::new(
         ClientConfig {
             url: fake.url(),

@@ -95,16 +95,3 @@ pub struct KestraStatus<E> {
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }
-
-/// RE2-compatible patterns the API server enforces (Kestra's own rules, `kestra-api.md`).
-pub mod patterns {
-    /// Kestra namespace: `^[a-z0-9][a-z0-9._-]*`, 1..150 characters.
-    pub const NAMESPACE: &str = "^[a-z0-9][a-z0-9._-]*$";
-    /// Tenant id, as Kestra Enterprise accepts it.
-    pub const TENANT: &str = "^[a-z0-9][a-z0-9_-]*$";
-    /// A resync period such as `30s`, `5m` or `1h30m`.
-    pub const PERIOD: &str = "^([0-9]+(ms|s|m|h))+$";
-}
-
-/// CEL rule: the field cannot change once set.
-pub const IMMUTABLE_RULE: &str = "self == oldSelf";

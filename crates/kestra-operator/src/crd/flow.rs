@@ -5,20 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{DeletionPolicy, KestraStatus, KeyRef};
 
-/// Flow ids Kestra refuses since 1.0 (they clash with API routes).
-pub const RESERVED_FLOW_IDS: [&str; 10] = [
-    "pause",
-    "resume",
-    "force-run",
-    "change-status",
-    "kill",
-    "executions",
-    "search",
-    "source",
-    "disable",
-    "enable",
-];
-
 /// A Kestra flow managed from Kubernetes.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(

@@ -162,4 +162,7 @@ pub trait Adapter: Send + Sync + Sized + 'static {
         kestra: &KestraClient,
         target: &Target,
     ) -> impl Future<Output = Result<(), KestraError>> + Send;
+
+    /// Drop what the kind remembers of `target`: its resource is gone.
+    fn forget(&self, target: &Target);
 }

@@ -106,6 +106,7 @@ pub async fn cleanup<A: Adapter>(
         }
     };
     finish_cleanup(obj, ctx, reason, note).await;
+    ctx.adapter.forget(&target);
     Ok(Cleaned::Done(Some(target)))
 }
 

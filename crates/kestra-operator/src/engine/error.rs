@@ -16,6 +16,8 @@ pub enum ReconcileError {
     Kestra(#[from] KestraError),
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
+    #[error(transparent)]
+    StatusWrite(#[from] super::StatusWriteError),
 }
 
 /// How the engine follows up on an error.
@@ -41,7 +43,7 @@ impl ReconcileError {
             Self::Kestra(KestraError::Unexpected { .. } | KestraError::Decode(_)) => {
                 "UnexpectedResponse"
             }
-            Self::Kube(_) => "KubernetesError",
+            Self::Kube(_) | Self::StatusWrite(_) => "KubernetesError",
         }
     }
 
@@ -80,7 +82,7 @@ impl ReconcileError {
             Self::Kestra(KestraError::Unexpected { .. } | KestraError::Decode(_)) => {
                 "retrying with backoff; check the Kestra URL and version"
             }
-            Self::Kube(_) => "retrying with backoff",
+            Self::Kube(_) | Self::StatusWrite(_) => "retrying with backoff",
         }
     }
 }

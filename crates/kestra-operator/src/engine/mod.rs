@@ -37,6 +37,18 @@ pub const FINALIZER: &str = "model.kestra.io/finalizer";
 /// Set to any new value (e.g. a timestamp) to ask for an immediate sync.
 pub const RECONCILE_REQUEST_ANNOTATION: &str = "model.kestra.io/reconcile-requested-at";
 
+/// How long a status write may take before it counts as failed (and is retried with backoff).
+const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A status write that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusWriteError {
+    #[error("writing the status: {0}")]
+    Api(#[source] kube::Error),
+    #[error("writing the status took longer than {0:?}")]
+    Timeout(Duration),
+}
+
 /// In-memory state is keyed by the resource's uid: a resource deleted and created again under
 /// the same name starts afresh.
 type ObjectKey = String;
@@ -227,18 +239,35 @@ impl<A: Adapter> KindContext<A> {
         self.memory.forget(&object_key(obj));
     }
 
-    async fn patch_status(&self, obj: &A::Resource, status: &Status<A>) -> Result<(), kube::Error> {
+    /// Write the status; bounded in time, and counted when it fails.
+    async fn patch_status(
+        &self,
+        obj: &A::Resource,
+        status: &Status<A>,
+    ) -> Result<(), StatusWriteError> {
         let api: Api<A::Resource> = Api::namespaced(
             self.shared.client.clone(),
             &obj.namespace().unwrap_or_default(),
         );
-        api.patch_status(
-            &obj.name_any(),
-            &reconcile::status_params(),
-            &reconcile::status_patch::<A>(status),
-        )
-        .await
-        .map(|_| ())
+        let (name, params, patch) = (
+            obj.name_any(),
+            reconcile::status_params(),
+            reconcile::status_patch::<A>(status),
+        );
+        let write = api.patch_status(&name, &params, &patch);
+        let result = match tokio::time::timeout(STATUS_WRITE_TIMEOUT, write).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(StatusWriteError::Api(error)),
+            Err(_) => Err(StatusWriteError::Timeout(STATUS_WRITE_TIMEOUT)),
+        };
+        if result.is_err() {
+            self.shared
+                .metrics
+                .status_write_failures
+                .get_or_create(&crate::metrics::KindLabels { kind: A::KIND })
+                .inc();
+        }
+        result
     }
 
     async fn publish(

@@ -78,17 +78,15 @@ pub async fn sync<A: Adapter>(
         return Ok(Step::Suspended);
     }
     let target = target?;
-    // An owner being deleted may already be gone: only a fresh read below can tell.
-    let owner_leaving = match ctx.conflict_owner(obj, &target) {
-        Some((owner, false)) => {
-            return Ok(Step::Conflict {
-                owner,
-                owner_leaving: false,
-            });
+    // The caches may be behind (an owner already gone, a deletion not yet seen): a conflict
+    // they show is confirmed by fresh reads before Kestra is even read.
+    let mut confirmed = false;
+    if ctx.conflict_owner(obj, &target).is_some() {
+        if let Some(step) = confirm_owner(ctx, obj, &target).await? {
+            return Ok(step);
         }
-        Some((_, true)) => true,
-        None => false,
-    };
+        confirmed = true;
+    }
     let desired = ctx.adapter.desired(&ctx.shared.client, obj).await?;
     let prior = status.map(|s| &s.kind);
     let was_ready = ready_condition(status).is_some_and(|c| c.status == "True");
@@ -122,17 +120,11 @@ pub async fn sync<A: Adapter>(
     }
     // Taking an object over (writing it first, or recording it as owned) is decided on fresh
     // reads; a resource that already owns it keeps it.
-    if !owned || owner_leaving {
-        match ownership::confirm(ctx, obj, &target, false).await? {
-            Transition::Owner(_) => {}
-            Transition::Conflict(owner, owner_leaving) => {
-                return Ok(Step::Conflict {
-                    owner,
-                    owner_leaving,
-                });
-            }
-            Transition::Gone | Transition::Wait => return Ok(Step::Later),
-        }
+    if !owned
+        && !confirmed
+        && let Some(step) = confirm_owner(ctx, obj, &target).await?
+    {
+        return Ok(step);
     }
     let step = match diff {
         Diff::InSync => Step::Synced {
@@ -173,6 +165,22 @@ pub async fn sync<A: Adapter>(
     };
     ctx.remember_digest(obj, digest);
     Ok(step)
+}
+
+/// `None` when fresh reads say this resource owns `target`; otherwise the step to end with.
+async fn confirm_owner<A: Adapter>(
+    ctx: &KindContext<A>,
+    obj: &A::Resource,
+    target: &Target,
+) -> Result<Option<Step<A::Fields>>, ReconcileError> {
+    Ok(match ownership::confirm(ctx, obj, target, false).await? {
+        Transition::Owner(_) => None,
+        Transition::Conflict(owner, owner_leaving) => Some(Step::Conflict {
+            owner,
+            owner_leaving,
+        }),
+        Transition::Gone | Transition::Wait => Some(Step::Later),
+    })
 }
 
 /// The cheap periodic check only when nothing but Kestra itself can have changed.

@@ -66,8 +66,82 @@ impl KestraClient {
         }
     }
 
-    /// The keys of a namespace with their update times: one request however many keys it holds.
+    /// The keys of a namespace with their update times and descriptions: one listing however
+    /// many keys it holds. Through the filtered, paged `GET /kv` (Kestra 1.3 and 2.0; 2.0 has no
+    /// per-namespace listing), else the per-namespace route of older versions.
     pub async fn list_kv(
+        &self,
+        tenant: Option<&str>,
+        namespace: &str,
+    ) -> Result<Vec<KvSummary>, KestraError> {
+        if !self
+            .kv_search_missing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            match self.search_kv(tenant, namespace).await {
+                Err(KestraError::Unexpected {
+                    status: 404 | 405, ..
+                }) => {
+                    tracing::info!(
+                        "Kestra has no filtered KV listing (GET /kv): using the per-namespace one"
+                    );
+                    self.kv_search_missing
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        self.list_kv_of_namespace(tenant, namespace).await
+    }
+
+    /// `GET /kv?filters[namespace][EQUALS]=..`, page by page until `total` rows are in.
+    async fn search_kv(
+        &self,
+        tenant: Option<&str>,
+        namespace: &str,
+    ) -> Result<Vec<KvSummary>, KestraError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            results: Vec<KvSummary>,
+            total: u64,
+        }
+        const PAGE_SIZE: usize = 1000;
+        const MAX_PAGES: usize = 1000;
+        let size = PAGE_SIZE.to_string();
+        let mut rows: Vec<KvSummary> = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let call = Call {
+                route: "/api/v1/{tenant}/kv",
+                method: Method::GET,
+                tenant,
+                segments: &["kv"],
+            };
+            let page_number = page.to_string();
+            let body = self
+                .expect_ok(call, |r| {
+                    r.query(&[
+                        ("filters[namespace][EQUALS]", namespace),
+                        ("page", page_number.as_str()),
+                        ("size", size.as_str()),
+                        ("sort", "key:asc"),
+                    ])
+                })
+                .await?;
+            let Page { results, total } = decode(&body)?;
+            let last = results.len() < PAGE_SIZE;
+            rows.extend(results);
+            check_namespace(&rows, namespace)?;
+            if last || rows.len() as u64 >= total {
+                return Ok(rows);
+            }
+        }
+        Err(KestraError::Decode(format!(
+            "the key listing of namespace {namespace} did not end after {MAX_PAGES} pages"
+        )))
+    }
+
+    /// `GET /namespaces/{namespace}/kv` (Kestra up to 1.3).
+    async fn list_kv_of_namespace(
         &self,
         tenant: Option<&str>,
         namespace: &str,
@@ -80,15 +154,7 @@ impl KestraClient {
         };
         let body = self.expect_ok(call, |r| r).await?;
         let rows: Vec<KvSummary> = decode(&body)?;
-        if let Some(row) = rows
-            .iter()
-            .find(|row| row.namespace.as_deref().is_some_and(|ns| ns != namespace))
-        {
-            return Err(KestraError::Decode(format!(
-                "the key listing of namespace {namespace} holds a key of namespace {}",
-                row.namespace.as_deref().unwrap_or_default()
-            )));
-        }
+        check_namespace(&rows, namespace)?;
         Ok(rows)
     }
 
@@ -148,6 +214,21 @@ impl KestraClient {
             204 | 404 => Ok(()),
             s => Err(KestraError::from_status(s, &body)),
         }
+    }
+}
+
+/// Rows of another namespace mean the filter was not applied (Kestra ignores a filter it does
+/// not know, e.g. the legacy `namespace=`): such an answer is no listing of this namespace.
+fn check_namespace(rows: &[KvSummary], namespace: &str) -> Result<(), KestraError> {
+    match rows
+        .iter()
+        .find(|row| row.namespace.as_deref().is_some_and(|ns| ns != namespace))
+    {
+        Some(row) => Err(KestraError::Decode(format!(
+            "the key listing of namespace {namespace} holds a key of namespace {}",
+            row.namespace.as_deref().unwrap_or_default()
+        ))),
+        None => Ok(()),
     }
 }
 

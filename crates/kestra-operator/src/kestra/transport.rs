@@ -93,6 +93,8 @@ pub struct KestraClient {
     fence: Option<watch::Receiver<bool>>,
     /// What Kestra said about itself at start (`None` until then, or if it would not say).
     server: Arc<std::sync::OnceLock<super::ServerInfo>>,
+    /// Set once Kestra answered that it has no filtered KV listing.
+    pub(super) kv_search_missing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for KestraClient {
@@ -158,6 +160,7 @@ impl KestraClient {
             metrics,
             fence: None,
             server: Arc::default(),
+            kv_search_missing: Arc::default(),
         })
     }
 

@@ -614,6 +614,24 @@ impl Kestra {
         ))
     }
 
+    /// The key's row in the namespace's key listing (`GET .../namespaces/{ns}/kv`, Kestra 1.x):
+    /// where Kestra shows a key's description and expiration date (its GET does not).
+    pub async fn kv_row(&self, ns: &str, key: &str) -> anyhow::Result<Value> {
+        let r = self
+            .req(reqwest::Method::GET, &format!("/namespaces/{ns}/kv"))
+            .send()
+            .await?;
+        ensure!(
+            r.status().is_success(),
+            "GET kv listing {ns}: {}",
+            r.status()
+        );
+        let rows: Vec<Value> = r.json().await?;
+        rows.into_iter()
+            .find(|row| row["key"] == key)
+            .ok_or_else(|| anyhow!("no key {key} in the listing of {ns}"))
+    }
+
     /// `PUT .../kv/{key}` with a raw (Ion/JSON) body.
     pub async fn put_kv(&self, ns: &str, key: &str, body: &str) -> anyhow::Result<()> {
         self.put_kv_with(ns, key, body, &[]).await
