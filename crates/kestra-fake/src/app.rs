@@ -23,6 +23,24 @@ use crate::{auth, files, flows, hooks, kv, persist};
 
 /// Uploads (namespace files, zips) may be larger than axum's 2 MiB default.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Kestra buffers at most 10 MiB of a non-multipart body (bodies#6-7 of the recordings).
+const MAX_BUFFERED: u64 = 10 * 1024 * 1024;
+
+/// The declared length of a body Kestra would buffer, when it is over [`MAX_BUFFERED`];
+/// multipart uploads are streamed, so they are not limited.
+fn buffered_length_over_limit(headers: &http::HeaderMap) -> Option<u64> {
+    let multipart = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/"));
+    let length = headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()?;
+    (!multipart && length > MAX_BUFFERED).then_some(length)
+}
 
 pub type AppState = Arc<Shared>;
 
@@ -82,19 +100,27 @@ impl Shared {
 /// The tenant of a request: the `{tenant}` path segment, or `main` on the legacy root.
 pub struct Tenant(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        Ok(Self(
-            params
-                .get("tenant")
-                .cloned()
-                .unwrap_or_else(|| "main".to_owned()),
-        ))
+        let tenant = params
+            .get("tenant")
+            .cloned()
+            .unwrap_or_else(|| "main".to_owned());
+        if state.config.only_main_tenant && tenant != "main" {
+            // Kestra OSS (tenants-and-roots#1-4 of the recordings).
+            return Err(ApiError::BadRequest(
+                "Tenant must be 'main' for OSS version".to_owned(),
+            ));
+        }
+        Ok(Self(tenant))
     }
 }
 
@@ -126,20 +152,25 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-pub fn router(shared: AppState) -> Router {
-    let root = if shared.config.legacy_root {
-        "/api/v1"
-    } else {
-        "/api/v1/{tenant}"
-    };
+/// Every API route under `root` (`/api/v1/{tenant}` or the tenant-less `/api/v1`).
+fn api_routes(shared: &AppState, root: &str) -> Router<AppState> {
     let at = |suffix: &str| format!("{root}{suffix}");
 
-    // matchit resolves static segments before parameters, so `/flows/search` and
-    // `/flows/validate` win over `/flows/{namespace}`, as in Kestra.
     let api = Router::new()
         .route(&at("/flows"), post(flows::create))
-        .route(&at("/flows/validate"), post(flows::validate))
-        .route(&at("/flows/search"), get(flows::search))
+        .route(
+            &at("/flows/validate"),
+            post(flows::validate).get(flows::list_validate_namespace),
+        )
+        // POST reaches Kestra's bulk namespace update (namespace `search`), refused here.
+        .route(
+            &at("/flows/search"),
+            get(flows::search).post(flows::bulk_update_refused),
+        )
+        .route(
+            &at("/flows/distinct-namespaces"),
+            get(flows::distinct_namespaces),
+        )
         // Literal bulk routes: static segments win over `{namespace}/{id}`, and where Kestra
         // has no literal route for a method the flow lookup answers instead.
         .route(
@@ -151,6 +182,10 @@ pub fn router(shared: AppState) -> Router {
             delete(flows::delete_by_ids).get(flows::literal_lookup_delete_by_ids),
         )
         .route(&at("/flows/export/by-query"), get(flows::export_by_query))
+        .route(
+            &at("/flows/export/by-query/csv"),
+            get(flows::export_by_query_csv),
+        )
         .route(&at("/flows/export/by-ids"), post(flows::export_by_ids))
         .route(&at("/flows/disable/by-ids"), post(flows::disable_by_ids))
         .route(&at("/flows/enable/by-ids"), post(flows::enable_by_ids))
@@ -169,31 +204,71 @@ pub fn router(shared: AppState) -> Router {
                 .put(flows::update)
                 .delete(flows::delete),
         )
-        .route(&at("/namespaces/{namespace}"), get(get_namespace))
         .route(
-            &at("/namespaces/{namespace}/kv"),
-            get(kv::list).delete(kv::delete_many),
+            &at("/flows/{namespace}/{id}/revisions"),
+            get(flows::revisions),
         )
-        .route(&at("/kv"), get(kv::search))
-        .route(
-            &at("/namespaces/{namespace}/kv/{key}"),
-            get(kv::get_entry).put(kv::put).delete(kv::delete),
+        .route(&at("/namespaces/{namespace}"), get(get_namespace));
+    // Kestra 1.3 had a task sub-route (PATCH only); 2.0 has none.
+    let api = if shared.config.kestra_version.is_v2() {
+        api
+    } else {
+        api.route(
+            &at("/flows/{namespace}/{id}/{task}"),
+            axum::routing::patch(flows::patch_task_not_modelled),
         )
-        .route(
-            &at("/namespaces/{namespace}/files"),
-            get(files::get_content)
-                .post(files::upload)
-                .put(files::move_path)
-                .delete(files::delete),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files/stats"),
-            get(files::stats),
-        )
-        .route(
-            &at("/namespaces/{namespace}/files/directory"),
-            get(files::list_directory).post(files::make_directory),
-        )
+    };
+    api.route(
+        &at("/namespaces/{namespace}/kv"),
+        get(kv::list).delete(kv::delete_many),
+    )
+    .route(&at("/kv"), get(kv::search))
+    .route(
+        &at("/namespaces/{namespace}/kv/{key}"),
+        get(kv::get_entry).put(kv::put).delete(kv::delete),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files"),
+        get(files::get_content)
+            .post(files::upload)
+            .put(files::move_path)
+            .delete(files::delete),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/stats"),
+        get(files::stats),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/revisions"),
+        get(files::revisions),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/search"),
+        get(files::search),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/export"),
+        get(files::export),
+    )
+    .route(
+        &at("/namespaces/{namespace}/files/directory"),
+        get(files::list_directory).post(files::make_directory),
+    )
+}
+
+pub fn router(shared: AppState) -> Router {
+    let root = if shared.config.legacy_root {
+        "/api/v1"
+    } else {
+        "/api/v1/{tenant}"
+    };
+    let mut api = api_routes(&shared, root);
+    if shared.config.only_main_tenant && !shared.config.legacy_root {
+        // Kestra OSS also serves the tenant-less root as tenant `main`
+        // (tenants-and-roots#6 of the recordings).
+        api = api.merge(api_routes(&shared, "/api/v1"));
+    }
+    let api = api
         .fallback(not_found)
         // `layer` (not `route_layer`) so the fallback is authenticated, counted and rendered too.
         .layer(middleware::from_fn_with_state(
@@ -202,9 +277,10 @@ pub fn router(shared: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
 
-    // Open without credentials, as in Kestra (auth#10 of the recordings).
+    // Open without credentials, as in Kestra (auth#10, auth#11 of the recordings).
     let api = Router::new()
         .route("/api/v1/configs", get(configs))
+        .route("/ping", get(ping))
         .merge(api);
     let app = if shared.config.test_hooks {
         Router::new().nest("/__fake", hooks::router()).merge(api)
@@ -252,13 +328,19 @@ async fn configs(State(shared): State<AppState>) -> impl IntoResponse {
     axum::Json(body)
 }
 
+/// Kestra's health answer: `pong`, labelled JSON although it is not.
+async fn ping() -> impl IntoResponse {
+    ([(http::header::CONTENT_TYPE, "application/json")], "pong")
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound(String::new())
 }
 
-/// Namespaces are implicit in OSS: any id exists (kestra-api.md section 5).
+/// Namespaces are implicit in OSS: any id exists, and only its id is told
+/// (tenants-and-roots#10 of the recordings).
 async fn get_namespace(ApiPath(namespace): ApiPath<NamespacePath>) -> impl IntoResponse {
-    axum::Json(json!({ "id": namespace.namespace, "deleted": false }))
+    axum::Json(json!({ "id": namespace.namespace }))
 }
 
 #[derive(serde::Deserialize)]
@@ -286,7 +368,27 @@ async fn api_middleware(State(shared): State<AppState>, request: Request, next: 
     let authorized = !protected
         || !shared.config.auth_enabled()
         || auth::is_authorized(&shared.config, request.headers());
+    // Kestra 1.3 answers a Basic credential that is not base64 with a 422 (2.0: 401).
+    let malformed = (!authorized && !shared.config.kestra_version.is_v2())
+        .then(|| auth::malformed_basic(request.headers()))
+        .flatten();
+    let oversized = buffered_length_over_limit(request.headers());
     let response = match faults_then_auth(&shared, &method, &path, authorized).await {
+        Ok(None) if oversized.is_some() => {
+            let length = oversized.unwrap_or_default();
+            ApiError::Internal(format!(
+                "The content length [{length}] exceeds the maximum allowed bufferable length \
+                 [{MAX_BUFFERED}]. Note that the maximum buffer size got its own configuration \
+                 property (micronaut.server.max-request-buffer-size) in 4.5.0 that you may have \
+                 to configure. Alternatively you can rewrite your controller to stream the \
+                 request instead of buffering it."
+            ))
+            .into_response()
+        }
+        Err(ApiError::Unauthorized) if malformed.is_some() => {
+            let c = malformed.map_or(0, u32::from);
+            ApiError::IllegalArgument(format!("Illegal base64 character {c:x}")).into_response()
+        }
         Err(error) => error.into_response(),
         Ok(Some(status)) => {
             let body = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
@@ -360,17 +462,22 @@ fn method_not_allowed(method: &http::Method, path: &str, allow: &str) -> String 
 /// The methods each route answers, for the 405 text (axum only adds its `Allow` header after
 /// this middleware has run). Keep in step with [`router`].
 fn allowed_methods(shared: &Shared, route: &str) -> &'static str {
-    let root = if shared.config.legacy_root {
-        "/api/v1"
-    } else {
-        "/api/v1/{tenant}"
-    };
-    match route.strip_prefix(root).unwrap_or(route) {
-        "/flows" | "/flows/validate" | "/flows/export/by-ids" => "POST",
+    let local = route
+        .strip_prefix("/api/v1/{tenant}")
+        .or_else(|| route.strip_prefix("/api/v1"))
+        .unwrap_or(route);
+    match local {
+        "/flows" | "/flows/export/by-ids" => "POST",
+        "/flows/validate" | "/flows/search" => "GET,HEAD,POST",
         "/flows/disable/by-ids" | "/flows/enable/by-ids" => "POST",
         "/flows/disable/by-query" | "/flows/enable/by-query" => "POST",
-        "/flows/search" | "/flows/export/by-query" | "/kv" => "GET,HEAD",
+        "/flows/export/by-query" | "/flows/export/by-query/csv" | "/kv" => "GET,HEAD",
+        "/flows/{namespace}/{id}/{task}" => "PATCH",
+        "/flows/distinct-namespaces" | "/flows/{namespace}/{id}/revisions" => "GET,HEAD",
         "/namespaces/{namespace}" | "/namespaces/{namespace}/files/stats" => "GET,HEAD",
+        "/namespaces/{namespace}/files/revisions"
+        | "/namespaces/{namespace}/files/search"
+        | "/namespaces/{namespace}/files/export" => "GET,HEAD",
         "/flows/delete/by-query" | "/flows/delete/by-ids" => "GET,HEAD,DELETE",
         "/flows/{namespace}" | "/namespaces/{namespace}/files/directory" => "GET,HEAD,POST",
         "/flows/{namespace}/{id}" | "/namespaces/{namespace}/kv/{key}" => "GET,HEAD,PUT,DELETE",

@@ -7,6 +7,23 @@ use http::header::AUTHORIZATION;
 
 use crate::config::FakeConfig;
 
+/// The first character of a Basic credential that is not base64, as Kestra 1.3 reports it
+/// (422 `Illegal base64 character 21` for `Basic !!!`); `None` when it decodes.
+pub fn malformed_basic(headers: &HeaderMap) -> Option<char> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let credential = credential.trim();
+    if STANDARD.decode(credential).is_ok() {
+        return None;
+    }
+    credential
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+}
+
 /// Whether the request carries one of the configured credentials.
 pub fn is_authorized(config: &FakeConfig, headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
@@ -58,6 +75,14 @@ mod tests {
         let basic = format!("Basic {}", STANDARD.encode("admin:secret"));
         assert!(is_authorized(&config(), &with(&basic)));
         assert!(is_authorized(&config(), &with("Bearer tok")));
+    }
+
+    #[test]
+    fn names_the_first_character_that_is_not_base64() {
+        assert_eq!(malformed_basic(&with("Basic !!!")), Some('!'));
+        let basic = format!("Basic {}", STANDARD.encode("admin:secret"));
+        assert_eq!(malformed_basic(&with(&basic)), None);
+        assert_eq!(malformed_basic(&with("Bearer !!!")), None);
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub struct FakeConfig {
     pub test_hooks: bool,
     /// The Kestra line to answer like; 1.3 by default.
     pub kestra_version: KestraVersion,
+    /// Answer like Kestra OSS about tenants: any tenant but `main` is refused (400 `Tenant
+    /// must be 'main' for OSS version`) and the tenant-less `/api/v1/...` root is served as
+    /// tenant `main` besides `/api/v1/main/...`. Off by default: the double serves any tenant,
+    /// as Kestra EE does.
+    pub only_main_tenant: bool,
 }
 
 impl Default for FakeConfig {
@@ -99,6 +104,7 @@ impl Default for FakeConfig {
             state_file: None,
             test_hooks: true,
             kestra_version: KestraVersion::V1_3,
+            only_main_tenant: false,
         }
     }
 }

@@ -41,6 +41,13 @@ pub fn join_violations(violations: &[Violation]) -> String {
 pub enum ApiError {
     #[error("Invalid entity: {}", join_violations(.0))]
     Constraint(Vec<Violation>),
+    /// A 422 whose message Kestra words on its own (flow validation): the message verbatim,
+    /// the violations in `_embedded.errors`.
+    #[error("{message}")]
+    Entity {
+        message: String,
+        errors: Vec<Violation>,
+    },
     /// Kestra 1.x answers 422 with a violation on `flow.id`; the problem format uses 409.
     #[error("Invalid entity: flow.id: Flow id already exists")]
     FlowExists { namespace: String, id: String },
@@ -125,6 +132,7 @@ impl ApiError {
     pub fn json_status(&self) -> StatusCode {
         match self {
             Self::Constraint(_)
+            | Self::Entity { .. }
             | Self::FlowExists { .. }
             | Self::IllegalArgument(_)
             | Self::InvalidFormat(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -149,7 +157,7 @@ impl ApiError {
     /// Status, slug and title in the problem generation, where a few statuses differ.
     fn problem_kind(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::Constraint(_) => (
+            Self::Constraint(_) | Self::Entity { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation-failed",
                 "Validation failed",
@@ -181,6 +189,10 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             Self::Constraint(v) => join_violations(v),
+            Self::Entity { message, .. } => message
+                .strip_prefix("Invalid entity: ")
+                .unwrap_or(message)
+                .to_owned(),
             Self::FlowExists { namespace, id } => {
                 format!("A flow with id '{id}' already exists in namespace '{namespace}'.")
             }
@@ -203,7 +215,7 @@ impl ApiError {
 
     fn violations(&self) -> Vec<Violation> {
         match self {
-            Self::Constraint(v) => v.clone(),
+            Self::Constraint(v) | Self::Entity { errors: v, .. } => v.clone(),
             Self::FlowExists { .. } => vec![Violation::new("flow.id", "Flow id already exists")],
             _ => Vec::new(),
         }
@@ -217,10 +229,7 @@ impl ApiError {
         };
         let headers = response.headers_mut();
         if matches!(self, Self::Unauthorized) {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"Kestra\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
         }
         if let Self::Injected {
             status: 429 | 503,
@@ -235,6 +244,10 @@ impl ApiError {
     /// Micronaut's `JsonError` exactly as Kestra sends it: null `logref`/`path`, the full
     /// `_links.self` link, and `_embedded.errors` only for constraint violations.
     fn render_json(&self, instance: &str) -> Response {
+        if matches!(self, Self::Unauthorized) {
+            // Kestra's 401 has no body and no content type (auth#1-9 of the recordings).
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
         let violations = self.violations();
         let embedded = if violations.is_empty() {
             json!({})
@@ -297,10 +310,22 @@ impl ApiError {
     }
 }
 
-/// `flow.tasks[0].type` becomes `/tasks/0/type`: the pointer into the submitted entity.
+/// `flow.tasks[0].type` becomes `/tasks/0/type`: the pointer into the submitted entity; a
+/// Jackson reference chain (`Flow["tasks"]->java.util.ArrayList[0]`) becomes `/tasks/0`.
 fn json_pointer(path: &str) -> String {
-    if path == "flow" {
+    if path == "flow" || path.is_empty() {
         return String::new();
+    }
+    if path.contains('"') {
+        let mut out = String::new();
+        for link in path.split("->") {
+            if let Some(open) = link.find('[') {
+                let inner = link[open + 1..].trim_end_matches(']').trim_matches('"');
+                out.push('/');
+                out.push_str(inner);
+            }
+        }
+        return out;
     }
     let inner = path.strip_prefix("flow.").unwrap_or(path);
     let mut out = String::new();
@@ -347,6 +372,13 @@ mod tests {
         assert_eq!(json_pointer("flow.id"), "/id");
         assert_eq!(json_pointer("flow.tasks[0].type"), "/tasks/0/type");
         assert_eq!(json_pointer("flow"), "");
+        assert_eq!(json_pointer("tasks[0].message"), "/tasks/0/message");
+        assert_eq!(
+            json_pointer(
+                "io.kestra.core.models.flows.FlowWithSource[\"tasks\"]->java.util.ArrayList[0]"
+            ),
+            "/tasks/0"
+        );
     }
 
     #[test]

@@ -32,6 +32,9 @@ static JAVA_DURATION: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
+/// `xxxxx-` before a key and `.ion.metadata` after it, in the storage's temporary file name.
+const STORAGE_NAME_EXTRA: usize = 6 + 13;
+
 const KEY_RULE: &str = "Key must start with an alphanumeric character (uppercase or lowercase) \
     and can contain alphanumeric characters (uppercase or lowercase), dots (.), underscores (_), \
     and hyphens (-) only.";
@@ -259,6 +262,17 @@ pub async fn put(
         return Err(ApiError::InvalidRouteParams(
             "Required Body [value] not specified".to_owned(),
         ));
+    }
+    // Kestra's storage writes `<5 random chars>-<key>.ion.metadata` first: past the 255
+    // bytes of a file name, the file system refuses it (kv-key-names#24 of the recordings).
+    if path.key.len() + STORAGE_NAME_EXTRA > 255 {
+        let nonce: String = format!("{:05x}", Utc::now().timestamp_subsec_nanos() & 0xfffff);
+        return Err(ApiError::NotFound(format!(
+            "/app/storage/{tenant}/{}/_kv/{nonce}-{}.ion.metadata (File name too long)",
+            path.namespace.replace('.', "/"),
+            // The name Kestra shows keeps the first 245 characters of the key.
+            path.key.chars().take(245).collect::<String>()
+        )));
     }
     let header_text = |name: &str| -> Result<Option<String>, ApiError> {
         headers
@@ -556,27 +570,7 @@ pub async fn search(
                     continue; // Unknown parameters (also the legacy `namespace=`) are ignored.
                 };
                 let op = &caps[2];
-                if ![
-                    "EQUALS",
-                    "NOT_EQUALS",
-                    "STARTS_WITH",
-                    "ENDS_WITH",
-                    "CONTAINS",
-                    "PREFIX",
-                    "IN",
-                    "NOT_IN",
-                    "REGEX",
-                    "GREATER_THAN",
-                    "LESS_THAN",
-                    "GREATER_THAN_OR_EQUAL_TO",
-                    "LESS_THAN_OR_EQUAL_TO",
-                ]
-                .contains(&op)
-                {
-                    return Err(ApiError::IllegalArgument(format!(
-                        "No enum constant io.kestra.core.models.QueryFilter.Op.{op}"
-                    )));
-                }
+                crate::filters::check(&caps[1], op, v2)?;
                 match (&caps[1], op) {
                     ("namespace", "EQUALS") => filters.push(NamespaceFilter::Equals(value.clone())),
                     ("namespace", "NOT_EQUALS") => {
@@ -608,9 +602,16 @@ pub async fn search(
         ));
     }
     if page < 1 {
+        // H2's refusal of a negative offset, with the statement of a namespace listing
+        // (kv-types+kv-list#10 of the recordings).
+        let statement = "select *, count(*) over () \"total_count\" from (select \"value\" \
+            from kv_metadata where (\"tenant_id\" = cast(? as varchar) and \"deleted\" = \
+            cast(? as boolean) and (\"expiration_date\" > cast(? as timestamp with time zone) \
+            or \"expiration_date\" is null) and \"namespace\" = cast(? as varchar) and \
+            \"last\" = cast(? as boolean))) \"page\" offset ? rows fetch next ? rows only";
         return Err(ApiError::Internal(format!(
-            "SQL [select ... offset ?]; Invalid value \"CAST({} AS BIGINT)\" for parameter \
-             \"result OFFSET\"",
+            "SQL [{statement}]; Invalid value \"CAST({} AS BIGINT)\" for parameter \
+             \"result OFFSET\"; SQL statement:\n{statement} [90008-240]",
             (page - 1).saturating_mul(size)
         )));
     }

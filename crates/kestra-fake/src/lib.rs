@@ -21,7 +21,12 @@
 //! [`FakeConfig`] fields mirror the binary's flags: `listen`, `basic_auth`, `api_key`,
 //! `legacy_root` (serve `/api/v1/...` as tenant `main`), `error_format`, `state_file`,
 //! `test_hooks` (on by default in the library, off by default in the binary), `kestra_version`
-//! (1.3 by default; 2.0 answers like the recorded Kestra 2.0.0 where the two differ).
+//! (1.3 by default; 2.0 answers like the recorded Kestra 2.0.0 where the two differ),
+//! `only_main_tenant` (answer like Kestra OSS about tenants).
+//!
+//! Flows are validated against the flow JSON schema of the version played (`schemas/`), with
+//! Kestra's refusal texts; `REPLAY.md` tells how the double is checked against recorded
+//! exchanges with real Kestra 1.3.31 and 2.0.0.
 //!
 //! # Test hooks (`/__fake/`, only when `test_hooks` is set; otherwise 404)
 //!
@@ -42,6 +47,7 @@ mod auth;
 mod config;
 mod errors;
 mod files;
+mod filters;
 mod flows;
 mod hooks;
 mod kv;

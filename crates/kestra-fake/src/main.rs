@@ -58,6 +58,10 @@ struct Args {
         default_value = "1.3"
     )]
     kestra_version: KestraVersion,
+    /// Answer like Kestra OSS about tenants: refuse any tenant but `main` (400) and serve the
+    /// tenant-less `/api/v1/...` root too. Without it, any tenant is served (as Kestra EE).
+    #[arg(long, env = "KESTRA_FAKE_ONLY_MAIN_TENANT")]
+    only_main_tenant: bool,
     /// Log line format (level from RUST_LOG, default info).
     #[arg(
         long,
@@ -84,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         state_file: args.state_file,
         test_hooks: args.test_hooks,
         kestra_version: args.kestra_version,
+        only_main_tenant: args.only_main_tenant,
     })
     .await?;
     if let Some(path) = &args.port_file {

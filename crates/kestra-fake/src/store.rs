@@ -1,6 +1,6 @@
 //! Everything the double stores, per tenant. Serializable as a whole for `--state-file`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,4 +36,33 @@ pub struct TenantStore {
     /// the key is written again.
     #[serde(default)]
     pub kv_deleted_revisions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// (namespace, id) of every flow in the order it was first created: Kestra lists flows
+    /// in that order (its table keeps a row per flow, updated in place).
+    #[serde(default)]
+    pub flow_order: Vec<(String, String)>,
+}
+
+impl TenantStore {
+    /// Every flow history, in Kestra's listing order: first creation first (flows of a state
+    /// file written before the order was kept come last, by name).
+    pub fn flows_in_order(&self) -> Vec<(&String, &String, &Vec<FlowRevision>)> {
+        let position: HashMap<(&str, &str), usize> = self
+            .flow_order
+            .iter()
+            .enumerate()
+            .map(|(i, (ns, id))| ((ns.as_str(), id.as_str()), i))
+            .collect();
+        let mut flows: Vec<_> = self
+            .flows
+            .iter()
+            .flat_map(|(ns, flows)| flows.iter().map(move |(id, h)| (ns, id, h)))
+            .collect();
+        flows.sort_by_key(|(ns, id, _)| {
+            position
+                .get(&(ns.as_str(), id.as_str()))
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+        flows
+    }
 }

@@ -16,5 +16,7 @@ mod hooks;
 mod kv;
 #[path = "contract/replay.rs"]
 mod replay;
+#[path = "contract/replay_all.rs"]
+mod replay_all;
 #[path = "contract/transcripts.rs"]
 mod transcripts;

@@ -5,7 +5,7 @@ mod tree;
 
 pub use tree::FileTree;
 
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Write};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,12 +13,13 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use http::header;
+use http::{HeaderMap, header};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
 use crate::errors::ApiError;
+use crate::flows;
 use tree::{FileError, normalize};
 
 /// Stops a small zip from expanding into memory without bound.
@@ -172,13 +173,27 @@ pub async fn make_directory(
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<(), ApiError> {
     let path = optional(&shared, query.path.as_ref())?;
+    let v2 = shared.config.kestra_version.is_v2();
     shared.write(|store| {
         let tree = store
             .tenant_mut(&tenant)
             .files
-            .entry(ns.namespace)
+            .entry(ns.namespace.clone())
             .or_default();
-        Ok(tree.make_dir(&path, Utc::now())?)
+        if !v2 {
+            return Ok(tree.make_dir_1_3(&path, Utc::now())?);
+        }
+        match tree.make_dir(&path, Utc::now()) {
+            Err(FileError::NotADirectory(file)) if file == path => Err(ApiError::Verbatim(
+                409,
+                format!(
+                    "Conflict: Cannot create directory '{path}' in namespace '{}': a file \
+                     already exists at this path.",
+                    ns.namespace
+                ),
+            )),
+            other => Ok(other?),
+        }
     })
 }
 
@@ -223,23 +238,67 @@ pub async fn delete(
     })
 }
 
+/// Kestra's texts for a flow file uploaded under `/_flows` (a flow import) at `path`; `None`
+/// when `path` is not there.
+fn flows_dir_file(path: &str) -> Option<Result<(), ApiError>> {
+    let rest = path
+        .strip_prefix("/_flows/")
+        .or_else(|| path.strip_prefix("_flows/"))?;
+    Some(if rest.is_empty() || rest.contains('/') {
+        Err(ApiError::IllegalArgument(format!(
+            "Invalid flow file path: {path}"
+        )))
+    } else {
+        Ok(())
+    })
+}
+
 pub async fn upload(
     State(shared): State<AppState>,
     Tenant(tenant): Tenant,
     ApiPath(ns): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<FileQuery>,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(), ApiError> {
-    let path = required(&shared, query.path.as_ref(), "path")?;
-    let mut multipart = multipart.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let raw_path = query.path.as_ref().ok_or_else(|| {
+        ApiError::BadRequest("Required QueryValue [path] not specified".to_owned())
+    })?;
+    let flow_file = flows_dir_file(raw_path);
+    let path = if flow_file.is_some() {
+        raw_path.clone()
+    } else {
+        required(&shared, query.path.as_ref(), "path")?
+    };
+    let mut multipart = multipart.map_err(|_| {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        ApiError::UnsupportedMediaType(format!(
+            "Content Type [{content_type}] not allowed. Allowed types: [multipart/form-data]"
+        ))
+    })?;
     let (file_name, bytes) = file_content_part(&mut multipart).await?;
-    // Kestra extracts a part whose file name ends in `.zip` and ignores `path`.
+    let v2 = shared.config.kestra_version.is_v2();
+    if let Some(flow_file) = flow_file {
+        // A flow YAML uploaded to `/_flows/<name>` is imported as a flow of this namespace.
+        flow_file?;
+        let source = String::from_utf8_lossy(&bytes).into_owned();
+        return shared
+            .write(|store| flows::import_source(store, &tenant, &ns.namespace, &source, v2));
+    }
+    // Kestra extracts a part whose file name ends in `.zip` and ignores `path`; a part so
+    // named that is no zip is dropped.
     let files = if file_name.to_lowercase().ends_with(".zip") {
-        extract_zip(&bytes)?
+        extract_zip(&bytes).unwrap_or_default()
     } else {
         vec![(path, bytes.to_vec())]
     };
-    let files = if shared.config.kestra_version.is_v2() {
+    let (flow_files, files): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(path, _)| flows_dir_file(path).is_some());
+    let files: Vec<(String, Vec<u8>)> = if v2 {
         files
     } else {
         files
@@ -248,6 +307,11 @@ pub async fn upload(
             .collect()
     };
     shared.write(|store| {
+        for (path, bytes) in &flow_files {
+            flows_dir_file(path).unwrap_or(Ok(()))?;
+            let source = String::from_utf8_lossy(bytes).into_owned();
+            flows::import_source(store, &tenant, &ns.namespace, &source, v2)?;
+        }
         let tree = store
             .tenant_mut(&tenant)
             .files
@@ -264,16 +328,120 @@ pub async fn upload(
     })
 }
 
+/// `GET files/revisions?path=`: `[{"revision": 1}, ...]`.
+pub async fn revisions(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let path = required(&shared, query.path.as_ref(), "path")?;
+    let count = shared
+        .read(|store| {
+            store
+                .tenant(&tenant)
+                .and_then(|t| t.files.get(&ns.namespace))
+                .ok_or_else(|| FileError::NotFound(path.clone()))
+                .and_then(|tree| tree.revision_count(&path))
+        })
+        .map_err(|error| match error {
+            FileError::NotFound(path) => file_not_found(&path, &ns.namespace),
+            other => other.into(),
+        })?;
+    Ok(Json(
+        (1..=count).map(|n| json!({ "revision": n })).collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET files/search?q=`: the paths of the files whose path contains `q`, sorted.
+pub async fn search(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> Json<Vec<String>> {
+    let paths = shared.read(|store| {
+        store
+            .tenant(&tenant)
+            .and_then(|t| t.files.get(&ns.namespace))
+            .map(|tree| {
+                tree.files()
+                    .into_iter()
+                    .map(|(path, _)| path.to_owned())
+                    .filter(|path| path.contains(&query.q))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    Json(paths)
+}
+
+/// `GET files/export`: a zip of every file of the namespace, by path.
+pub async fn export(
+    State(shared): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(ns): ApiPath<NamespacePath>,
+) -> Result<Response, ApiError> {
+    let files: Vec<(String, Vec<u8>)> = shared.read(|store| {
+        store
+            .tenant(&tenant)
+            .and_then(|t| t.files.get(&ns.namespace))
+            .map(|tree| {
+                tree.files()
+                    .into_iter()
+                    .map(|(path, bytes)| (path.trim_start_matches('/').to_owned(), bytes.to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let failed = |e: zip::result::ZipError| ApiError::Internal(format!("cannot write zip: {e}"));
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, bytes) in files {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .map_err(failed)?;
+        zip.write_all(&bytes)
+            .map_err(|e| ApiError::Internal(format!("cannot write zip: {e}")))?;
+    }
+    let bytes = zip.finish().map_err(failed)?.into_inner();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"namespace-files.zip\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 async fn file_content_part(multipart: &mut Multipart) -> Result<(String, Bytes), ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(e.body_text());
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         if field.name() == Some("fileContent") {
-            let file_name = field.file_name().unwrap_or("").to_owned();
+            // A part without a file name is a form value to Micronaut, not a file.
+            let Some(file_name) = field.file_name().map(str::to_owned) else {
+                return Err(ApiError::Verbatim(
+                    422,
+                    "Internal server error: Cannot convert type [class \
+                     io.micronaut.http.server.netty.MicronautHttpData$AttributeImpl] to target \
+                     type: interface io.micronaut.http.multipart.CompletedFileUpload. \
+                     Considering defining a TypeConverter bean to handle this case."
+                        .to_owned(),
+                ));
+            };
             let bytes = field.bytes().await.map_err(bad)?;
             return Ok((file_name, bytes));
         }
     }
-    Err(ApiError::BadRequest(
+    Err(ApiError::Internal(
         "Required Part [fileContent] not specified".to_owned(),
     ))
 }
@@ -295,7 +463,13 @@ fn extract_zip(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
             let raw = entry.name().map(|n| n.into_owned()).unwrap_or_default();
             return Err(FileError::InvalidPath(raw).into());
         };
-        let path = normalize(&name.to_string_lossy())?;
+        let name = name.to_string_lossy();
+        // `_flows/<name>` entries are flow imports, handled by the caller.
+        let path = if name.starts_with("_flows/") {
+            format!("/{name}")
+        } else {
+            normalize(&name)?
+        };
         let mut content = Vec::new();
         let read = (&mut entry)
             .take(budget + 1)

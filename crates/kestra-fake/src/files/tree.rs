@@ -209,6 +209,26 @@ impl FileTree {
         Ok(())
     }
 
+    /// Kestra 1.3's mkdir: over a file it leaves a new, empty directory in the file's place,
+    /// and under a missing parent it creates nothing that can be listed.
+    pub fn make_dir_1_3(&mut self, path: &str, now: DateTime<Utc>) -> Result<(), FileError> {
+        if path == "/" || self.is_dir(path) {
+            return Ok(());
+        }
+        if parent(path).is_some_and(|p| !self.is_dir(p)) {
+            return Ok(());
+        }
+        self.nodes.insert(
+            path.to_owned(),
+            Node {
+                kind: NodeKind::Directory,
+                created: now,
+                modified: now,
+            },
+        );
+        Ok(())
+    }
+
     /// The content of a file at a revision (the latest when `None`).
     pub fn content(&self, path: &str, revision: Option<usize>) -> Result<&[u8], FileError> {
         let not_found = || FileError::NotFound(path.to_owned());
@@ -226,6 +246,31 @@ impl FileTree {
             Some(_) => Err(FileError::IsDirectory(path.to_owned())),
             None => Err(not_found()),
         }
+    }
+
+    /// How many revisions a file has.
+    pub fn revision_count(&self, path: &str) -> Result<usize, FileError> {
+        match self.nodes.get(path) {
+            Some(Node {
+                kind: NodeKind::File { revisions },
+                ..
+            }) => Ok(revisions.len()),
+            Some(_) => Err(FileError::IsDirectory(path.to_owned())),
+            None => Err(FileError::NotFound(path.to_owned())),
+        }
+    }
+
+    /// Every file with its latest content, in path order.
+    pub fn files(&self) -> Vec<(&str, &[u8])> {
+        self.nodes
+            .iter()
+            .filter_map(|(path, node)| match &node.kind {
+                NodeKind::File { revisions } => revisions
+                    .last()
+                    .map(|blob| (path.as_str(), blob.0.as_slice())),
+                NodeKind::Directory => None,
+            })
+            .collect()
     }
 
     pub fn stat(&self, path: &str, now: DateTime<Utc>) -> Result<Value, FileError> {

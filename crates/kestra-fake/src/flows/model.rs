@@ -7,26 +7,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::schema::{Refusal, entity_error, schema};
 use crate::errors::{ApiError, Violation};
-
-static FLOW_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$").expect("static regex"));
-static NAMESPACE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9._-]*$").expect("static regex"));
-
-/// Ids the API uses as path words since 1.0.
-const RESERVED_IDS: &[&str] = &[
-    "pause",
-    "resume",
-    "force-run",
-    "change-status",
-    "kill",
-    "executions",
-    "search",
-    "source",
-    "disable",
-    "enable",
-];
 
 /// One stored revision of a flow.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,7 +28,10 @@ pub struct FlowCheck {
     pub id: Option<String>,
     pub namespace: Option<String>,
     pub doc: Option<Value>,
-    pub violations: Vec<Violation>,
+    /// Why Kestra refuses it; `None` when it is valid.
+    pub refusal: Option<Refusal>,
+    /// Notes on a valid flow (legacy task types), as `validate` lists them.
+    pub infos: Vec<String>,
 }
 
 /// A valid flow: id, namespace and document.
@@ -58,126 +43,176 @@ pub struct ParsedFlow {
 }
 
 impl FlowCheck {
-    pub fn into_parsed(self) -> Result<ParsedFlow, ApiError> {
+    /// The valid flow, or the 422 Kestra answers a create or update with.
+    pub fn into_parsed(self, v2: bool) -> Result<ParsedFlow, ApiError> {
+        if let Some(refusal) = &self.refusal {
+            let (message, errors) = entity_error(refusal, v2);
+            return Err(ApiError::Entity {
+                message,
+                errors: errors
+                    .into_iter()
+                    .map(|(path, message)| Violation::new(path, message))
+                    .collect(),
+            });
+        }
         match (self.id, self.namespace, self.doc) {
-            (Some(id), Some(namespace), Some(doc)) if self.violations.is_empty() => {
-                Ok(ParsedFlow { id, namespace, doc })
-            }
-            _ => Err(ApiError::Constraint(self.violations)),
+            (Some(id), Some(namespace), Some(doc)) => Ok(ParsedFlow { id, namespace, doc }),
+            _ => Err(ApiError::Internal(
+                "a valid flow without id or namespace".into(),
+            )),
         }
     }
 }
 
-/// Validates one YAML document the way Kestra's model validation does, permissively: only
-/// what the operator can get wrong (kestra-api.md section 2) is checked.
-pub fn check_flow(source: &str) -> FlowCheck {
+static ERROR_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"line (\d+) column (\d+)").expect("static regex"));
+
+/// SnakeYAML's words (which `POST /flows/validate` quotes) for the syntax error of `source`,
+/// when it is a `:` met inside an unclosed flow sequence (`id: [unclosed` then `key: value`);
+/// `None` for other errors or a valid document.
+pub fn snakeyaml_syntax_error(source: &str) -> Option<String> {
+    let error = serde_saphyr::from_str::<Value>(source).err()?.to_string();
+    let caps = ERROR_LINE.captures(&error)?;
+    let (line, column): (usize, usize) = (caps[1].parse().ok()?, caps[2].parse().ok()?);
+    let lines: Vec<&str> = source.lines().collect();
+    let error_text = *lines.get(line.checked_sub(1)?)?;
+    if error_text.chars().nth(column.checked_sub(1)?) != Some(':') {
+        return None;
+    }
+    // The flow sequence left open before the error.
+    let mut open = Vec::new();
+    for (i, text) in lines.iter().enumerate().take(line) {
+        for (j, c) in text.chars().enumerate() {
+            if i + 1 == line && j + 1 >= column {
+                break;
+            }
+            match c {
+                '[' | '{' => open.push((i + 1, j + 1, c)),
+                ']' | '}' => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    let (open_line, open_column, '[') = *open.last()? else {
+        return None;
+    };
+    let snippet = |n: usize, col: usize| {
+        format!(
+            " in 'reader', line {n}, column {col}:\n    {}\n    {}^",
+            lines[n - 1],
+            " ".repeat(col - 1)
+        )
+    };
+    Some(format!(
+        "while parsing a flow sequence\n{}\nexpected ',' or ']', but got :\n{}\n\n at [Source: \
+         (StringReader); line: {line}, column: {column}] (at line {line})",
+        snippet(open_line, open_column),
+        snippet(line, column)
+    ))
+}
+
+/// Jackson binds the YAML while it reads it: a flow collection opened as the value of a string
+/// field (`id: [`) fails there, before a syntax error further on (`error_line`) is met.
+fn collection_in_string_field(source: &str, error_line: Option<usize>) -> Option<String> {
+    for (i, line) in source.lines().enumerate() {
+        let n = i + 1;
+        if error_line.is_some_and(|limit| n > limit) {
+            break;
+        }
+        for field in ["id", "namespace"] {
+            let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) else {
+                continue;
+            };
+            let value = rest.trim_start();
+            let (kind, token) = match value.chars().next() {
+                Some('[') => ("Array", "START_ARRAY"),
+                Some('{') => ("Object", "START_OBJECT"),
+                _ => continue,
+            };
+            let column = line.len() - value.len() + 1;
+            return Some(format!(
+                "Cannot deserialize value of type `java.lang.String` from {kind} value (token \
+                 `JsonToken.{token}`)\n at [Source: (StringReader); line: {n}, column: \
+                 {column}] (through reference chain: \
+                 io.kestra.core.models.flows.GenericFlow[\"{field}\"]) (at line {n})"
+            ));
+        }
+    }
+    None
+}
+
+/// Jackson's words for a document that is not a flow (`YAML parsing error: ...`).
+fn not_a_flow(value: &Value) -> String {
+    let shown = match value {
+        Value::String(s) => format!("String value ('{s}')"),
+        Value::Array(_) => "Array value".to_owned(),
+        other => format!("value ({other})"),
+    };
+    format!(
+        "Cannot construct instance of `io.kestra.core.models.flows.GenericFlow` (although at \
+         least one Creator exists): no String-argument constructor/factory method to \
+         deserialize from {shown}\n at [Source: (StringReader); line: 1, column: 1] (at line 1)"
+    )
+}
+
+/// Validates one YAML document the way Kestra does, against the flow schema of the version
+/// the double plays (see [`super::schema`]).
+pub fn check_flow(source: &str, v2: bool) -> FlowCheck {
     let mut check = FlowCheck::default();
-    let doc = match serde_saphyr::from_str::<Value>(source) {
+    if source.trim().is_empty() {
+        check.refusal = Some(Refusal::Yaml(
+            "No content to map due to end-of-input\n at [Source: (StringReader); line: 1, \
+             column: 1] (at line 1)"
+                .to_owned(),
+        ));
+        return check;
+    }
+    let mut doc = match serde_saphyr::from_str::<Value>(source) {
         Ok(Value::Object(map)) => map,
-        Ok(_) => {
-            check
-                .violations
-                .push(Violation::new("flow", "must be a YAML mapping"));
+        Ok(other) => {
+            check.refusal = Some(Refusal::Yaml(not_a_flow(&other)));
             return check;
         }
         Err(error) => {
-            check
-                .violations
-                .push(Violation::new("flow", format!("Invalid YAML: {error}")));
+            let text = error.to_string();
+            let error_line = ERROR_LINE
+                .captures(&text)
+                .and_then(|c| c[1].parse::<usize>().ok());
+            let jackson = collection_in_string_field(source, error_line);
+            check.refusal = Some(Refusal::Yaml(jackson.unwrap_or(text)));
             return check;
         }
     };
-    check.id = check_identifier(&doc, "id", &FLOW_ID, 100, &mut check.violations);
-    check.namespace = check_identifier(&doc, "namespace", &NAMESPACE, 150, &mut check.violations);
-    if let Some(id) = &check.id
-        && RESERVED_IDS.contains(&id.as_str())
-    {
-        check.violations.push(Violation::new(
-            "flow.id",
-            format!("Flow id '{id}' is a reserved keyword"),
-        ));
+    if let Some(jackson) = collection_in_string_field(source, None).filter(|_| {
+        !matches!(doc.get("id"), Some(Value::String(_)))
+            || !matches!(doc.get("namespace"), Some(Value::String(_)))
+    }) {
+        check.refusal = Some(Refusal::Yaml(jackson));
+        return check;
     }
-    check_tasks(doc.get("tasks"), &mut check.violations);
-
-    let mut doc = doc;
-    if let Some(id) = &check.id {
-        doc.insert("id".into(), Value::String(id.clone()));
+    // Jackson reads scalars into the string fields.
+    for field in ["id", "namespace"] {
+        if let Some(v @ (Value::Number(_) | Value::Bool(_))) = doc.get(field) {
+            let text = v.to_string();
+            doc.insert(field.into(), Value::String(text));
+        }
     }
-    if let Some(namespace) = &check.namespace {
-        doc.insert("namespace".into(), Value::String(namespace.clone()));
+    check.id = doc.get("id").and_then(Value::as_str).map(str::to_owned);
+    check.namespace = doc
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    // A null is an absent value to the model's constraints.
+    let mut checked = doc.clone();
+    checked.retain(|_, v| !v.is_null());
+    match schema(v2).check(&checked) {
+        Ok(infos) => check.infos = infos,
+        Err(refusal) => check.refusal = Some(refusal),
     }
     check.doc = Some(Value::Object(doc));
     check
-}
-
-/// Returns the identifier as a string when present (even if invalid, for `validate`).
-fn check_identifier(
-    doc: &Map<String, Value>,
-    field: &str,
-    pattern: &Regex,
-    max_len: usize,
-    violations: &mut Vec<Violation>,
-) -> Option<String> {
-    let path = format!("flow.{field}");
-    let value = match doc.get(field) {
-        None | Some(Value::Null) => {
-            violations.push(Violation::new(path, "must not be null"));
-            return None;
-        }
-        Some(Value::String(s)) => s.clone(),
-        // YAML reads `id: 123` as a number; Jackson would coerce it to a string.
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-        Some(_) => {
-            violations.push(Violation::new(path, "must be a string"));
-            return None;
-        }
-    };
-    if value.is_empty() || value.chars().count() > max_len {
-        violations.push(Violation::new(
-            path.clone(),
-            format!("size must be between 1 and {max_len}"),
-        ));
-    }
-    if !pattern.is_match(&value) {
-        let shown = pattern.as_str().trim_end_matches('$');
-        violations.push(Violation::new(path, format!("must match \"{shown}\"")));
-    }
-    Some(value)
-}
-
-fn check_tasks(tasks: Option<&Value>, violations: &mut Vec<Violation>) {
-    let tasks = match tasks {
-        Some(Value::Array(tasks)) if !tasks.is_empty() => tasks,
-        Some(Value::Array(_)) | None | Some(Value::Null) => {
-            violations.push(Violation::new("flow.tasks", "must not be empty"));
-            return;
-        }
-        Some(_) => {
-            violations.push(Violation::new("flow.tasks", "must be a list"));
-            return;
-        }
-    };
-    for (i, task) in tasks.iter().enumerate() {
-        let path = format!("flow.tasks[{i}]");
-        let Value::Object(task) = task else {
-            violations.push(Violation::new(path, "must be a mapping"));
-            continue;
-        };
-        if !matches!(task.get("id"), Some(Value::String(id)) if !id.is_empty()) {
-            violations.push(Violation::new(format!("{path}.id"), "must not be null"));
-        }
-        match task.get("type") {
-            // Plugin types are fully qualified class names: without a dot none can exist.
-            Some(Value::String(t)) if t.contains('.') => {}
-            Some(Value::String(t)) => {
-                violations.push(Violation::new(
-                    format!("{path}.type"),
-                    format!("Invalid type: {t}"),
-                ));
-            }
-            _ => violations.push(Violation::new(format!("{path}.type"), "must not be null")),
-        }
-    }
 }
 
 /// Splits a multi-document body on `---` lines, skipping empty documents.
@@ -272,34 +307,49 @@ pub fn flow_json(rev: &FlowRevision, shape: Shape) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors::join_violations;
 
     const VALID: &str = "id: hello\nnamespace: company.team\ntasks:\n  - id: log\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n";
 
     #[test]
     fn a_valid_flow_passes() {
-        let check = check_flow(VALID);
-        assert!(check.violations.is_empty(), "{:?}", check.violations);
-        assert_eq!(check.id.as_deref(), Some("hello"));
-        assert_eq!(check.namespace.as_deref(), Some("company.team"));
+        for v2 in [false, true] {
+            let check = check_flow(VALID, v2);
+            assert!(check.refusal.is_none(), "{:?}", check.refusal);
+            assert_eq!(check.id.as_deref(), Some("hello"));
+            assert_eq!(check.namespace.as_deref(), Some("company.team"));
+        }
     }
 
     #[test]
-    fn violations_name_their_path() {
-        let check = check_flow("namespace: Bad NS\ntasks:\n  - id: t\n    type: Log\n");
-        assert_eq!(
-            join_violations(&check.violations),
-            "flow.id: must not be null, flow.namespace: must match \"^[a-z0-9][a-z0-9._-]*\", \
-             flow.tasks[0].type: Invalid type: Log"
+    fn refusals_say_what_kestra_says() {
+        let check = check_flow(
+            "namespace: Bad NS\ntasks:\n  - id: t\n    type: Log\n",
+            false,
         );
-        let check = check_flow("id: kill\nnamespace: a\ntasks: []\n");
+        assert_eq!(check.refusal, Some(Refusal::InvalidType("Log".into())));
+        let check = check_flow("id: kill\nnamespace: a\ntasks: []\n", false);
+        let Some(Refusal::Violations(v)) = check.refusal else {
+            panic!("refused");
+        };
+        assert_eq!(v.len(), 2, "{v:?}");
+        let check = check_flow("", false);
+        assert!(matches!(check.refusal, Some(Refusal::Yaml(_))));
+        let check = check_flow("id: [unclosed\n", false);
+        assert!(matches!(check.refusal, Some(Refusal::Yaml(_))));
+    }
+
+    #[test]
+    fn syntax_errors_in_snakeyaml_words() {
         assert_eq!(
-            join_violations(&check.violations),
-            "flow.id: Flow id 'kill' is a reserved keyword, flow.tasks: must not be empty"
+            snakeyaml_syntax_error("id: [unclosed\nnamespace: a\n").as_deref(),
+            Some(
+                "while parsing a flow sequence\n in 'reader', line 1, column 5:\n    id: \
+                 [unclosed\n        ^\nexpected ',' or ']', but got :\n in 'reader', line 2, \
+                 column 10:\n    namespace: a\n             ^\n\n at [Source: (StringReader); \
+                 line: 2, column: 10] (at line 2)"
+            )
         );
-        let check = check_flow("id: [unclosed\n");
-        assert_eq!(check.violations.len(), 1);
-        assert!(check.violations[0].message.starts_with("Invalid YAML"));
+        assert_eq!(snakeyaml_syntax_error("id: x\n"), None);
     }
 
     #[test]
@@ -313,7 +363,7 @@ mod tests {
 
     #[test]
     fn labels_become_key_value_pairs() {
-        let check = check_flow(&format!("{VALID}labels:\n  team: data\n"));
+        let check = check_flow(&format!("{VALID}labels:\n  team: data\n"), false);
         let rev = FlowRevision {
             revision: 2,
             deleted: false,

@@ -188,6 +188,30 @@ pub fn violation_error(href: &str, violations: &[(&str, &str)]) -> Value {
     })
 }
 
+/// Kestra's 422 for a flow that breaks model constraints: every violation `{shown}: {message}\n`
+/// in the message (`shown` names a task by its id), `{path, message}` in `_embedded.errors`.
+pub fn flow_violation_error(href: &str, violations: &[(&str, &str, &str)]) -> Value {
+    let message: String = violations
+        .iter()
+        .map(|(_, shown, m)| format!("{shown}: {m}\n"))
+        .collect();
+    let errors: Vec<Value> = violations
+        .iter()
+        .map(|(p, _, m)| {
+            serde_json::json!({
+                "message": m, "logref": null, "path": p, "_links": {}, "_embedded": {},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "message": format!("Invalid entity: {message}"),
+        "logref": null,
+        "path": null,
+        "_links": self_link(href),
+        "_embedded": { "errors": errors },
+    })
+}
+
 /// Removes a timestamp after checking it is an RFC 3339 date-time.
 pub fn take_timestamp(value: &mut Value, field: &str) {
     let text = value

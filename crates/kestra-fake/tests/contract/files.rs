@@ -160,7 +160,6 @@ async fn flows_folder_is_forbidden_on_every_route() {
         let body = json(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(body["message"], message);
     };
-    check(f.upload(NS, "/_flows/x.yml", "x.yml", b"id: x").await).await;
     check(f.content("/_flows/x.yml").await).await;
     check(
         f.files(reqwest::Method::GET, "/stats", &[("path", "/_flows/x.yml")])
@@ -298,6 +297,11 @@ async fn list_directory_returns_direct_children_or_404() {
 #[tokio::test]
 async fn make_directory_returns_200() {
     let f = start().await;
+    // Kestra 1.3 makes no listable directory under a missing parent (files-mkdir-move#19-20).
+    let parent = f
+        .files(reqwest::Method::POST, "/directory", &[("path", "/a")])
+        .await;
+    empty(parent, StatusCode::OK).await;
     let made = f
         .files(reqwest::Method::POST, "/directory", &[("path", "/a/b")])
         .await;
@@ -313,6 +317,40 @@ async fn make_directory_returns_200() {
     )
     .await;
     assert_eq!(stat["type"], "Directory");
+}
+
+/// A flow YAML uploaded to `/_flows/<name>` is imported as a flow of the URL's namespace;
+/// deeper paths are refused (files-forbidden-flows-path#1-4 of the recordings).
+#[tokio::test]
+async fn a_flow_uploaded_to_the_flows_folder_is_imported() {
+    let f = start().await;
+    let source = b"id: imported\nnamespace: somewhere.else\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n";
+    empty(
+        f.upload(NS, "/_flows/imported.yml", "imported.yml", source)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let flow = json(
+        f.get(&format!("/flows/{NS}/imported?source=true")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        flow["source"],
+        format!(
+            "id: imported\nnamespace: {NS}\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+        )
+    );
+    let deep = json(
+        f.upload(NS, "/_flows/deep/x.yml", "x.yml", source).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        deep["message"],
+        "Illegal argument: Invalid flow file path: /_flows/deep/x.yml"
+    );
 }
 
 #[tokio::test]

@@ -45,6 +45,10 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
         .expect("static regex")
 });
+static KV_TMP: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"/_kv/[0-9a-zA-Z]{5}-").expect("static regex"));
+static CONTENT_LENGTH: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"content length \[\d+\]").expect("static regex"));
 static ISO_DATE_TIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
         .expect("static regex")
@@ -63,6 +67,9 @@ pub struct Step {
     pub request: String,
     pub expected_status: u16,
     pub actual_status: u16,
+    /// The recorded `Content-Type` (None: Kestra sent none) and the double's.
+    pub expected_content_type: Option<String>,
+    pub actual_content_type: Option<String>,
     pub expected_body: Value,
     pub actual_body: Value,
 }
@@ -73,18 +80,22 @@ impl Step {
     }
 
     pub fn matches(&self) -> bool {
-        self.status_matches() && self.expected_body == self.actual_body
+        self.status_matches()
+            && self.expected_content_type == self.actual_content_type
+            && self.expected_body == self.actual_body
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "{}#{} {}\n  expected {} {}\n  actual   {} {}",
+            "{}#{} {}\n  expected {} {:?} {}\n  actual   {} {:?} {}",
             self.scenario,
             self.step,
             self.request,
             self.expected_status,
+            self.expected_content_type,
             self.expected_body,
             self.actual_status,
+            self.actual_content_type,
             self.actual_body
         )
     }
@@ -122,9 +133,8 @@ fn version_of(dir: &str) -> KestraVersion {
     }
 }
 
-/// Replays `scenario` of `file` recorded against `version` on a fresh double (see the module
-/// documentation). `None` when the transcripts are absent.
-pub async fn replay(version: &str, file: &str, scenario: &str) -> Option<Vec<Step>> {
+/// The lines of one transcript file, in order; `None` (after printing why) when absent.
+fn transcript(version: &str, file: &str) -> Option<Vec<Value>> {
     let path = transcripts_dir().join(version).join(file);
     let Ok(text) = std::fs::read_to_string(&path) else {
         println!(
@@ -133,11 +143,89 @@ pub async fn replay(version: &str, file: &str, scenario: &str) -> Option<Vec<Ste
         );
         return None;
     };
-    let lines: Vec<Value> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a transcript line is JSON"))
-        .collect();
+    Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a transcript line is JSON"))
+            .collect(),
+    )
+}
+
+/// A fresh double set up as the recorded servers were: the version, Kestra OSS (tenant
+/// `main` only), the recording's basic auth.
+async fn fresh_double(version: &str) -> Fake {
+    start_with(FakeConfig {
+        basic_auth: Some(BasicAuth {
+            user: USER.to_owned(),
+            password: PASSWORD.to_owned(),
+        }),
+        kestra_version: version_of(version),
+        only_main_tenant: true,
+        ..FakeConfig::default()
+    })
+    .await
+}
+
+/// Sends one recorded line and compares the answer with the recording.
+async fn replay_line(f: &Fake, line: &Value) -> Step {
+    let (status, content_type, body) = send(f, line).await;
+    let response = &line["response"];
+    let expected_status = response["status"].as_u64().unwrap_or(0) as u16;
+    let mut expected_body = expected_body(response);
+    let mut actual_body = actual_body(response, &body);
+    if line["unordered_violations"].as_bool() == Some(true) {
+        sort_violations(&mut expected_body);
+        sort_violations(&mut actual_body);
+    }
+    Step {
+        scenario: line["scenario"].as_str().unwrap_or("").to_owned(),
+        step: line["step"].as_u64().unwrap_or(0),
+        request: format!(
+            "{} {}",
+            line["request"]["method"].as_str().unwrap_or(""),
+            line["request"]["path"].as_str().unwrap_or("")
+        ),
+        expected_status,
+        actual_status: status,
+        expected_content_type: response["headers"]["content-type"]
+            .as_str()
+            .map(str::to_owned),
+        actual_content_type: content_type,
+        expected_body,
+        actual_body,
+    }
+}
+
+/// The transcript files in the order they were recorded (README "How they were recorded").
+pub const FILES: [&str; 4] = [
+    "flows.jsonl",
+    "kv.jsonl",
+    "files.jsonl",
+    "auth-errors.jsonl",
+];
+
+/// Replays every transcript file of `version` in the recorded order, strictly line by line,
+/// against one fresh double; one [`Step`] per exchange, with its file. `None` when the
+/// transcripts are absent.
+pub async fn replay_all(version: &str) -> Option<Vec<(&'static str, Step)>> {
+    let mut files = Vec::new();
+    for file in FILES {
+        files.push((file, transcript(version, file)?));
+    }
+    let f = fresh_double(version).await;
+    let mut steps = Vec::new();
+    for (file, lines) in &files {
+        for line in lines {
+            steps.push((*file, replay_line(&f, line).await));
+        }
+    }
+    Some(steps)
+}
+
+/// Replays `scenario` of `file` recorded against `version` on a fresh double (see the module
+/// documentation). `None` when the transcripts are absent.
+pub async fn replay(version: &str, file: &str, scenario: &str) -> Option<Vec<Step>> {
+    let lines = transcript(version, file)?;
     let in_scenario = |line: &Value| {
         let name = line["scenario"].as_str().unwrap_or("");
         name == scenario
@@ -148,49 +236,21 @@ pub async fn replay(version: &str, file: &str, scenario: &str) -> Option<Vec<Ste
     let last = lines
         .iter()
         .rposition(in_scenario)
-        .unwrap_or_else(|| panic!("no scenario {scenario} in {}", path.display()));
+        .unwrap_or_else(|| panic!("no scenario {scenario} in {version}/{file}"));
 
-    let f = start_with(FakeConfig {
-        basic_auth: Some(BasicAuth {
-            user: USER.to_owned(),
-            password: PASSWORD.to_owned(),
-        }),
-        kestra_version: version_of(version),
-        ..FakeConfig::default()
-    })
-    .await;
+    let f = fresh_double(version).await;
     let mut steps = Vec::new();
     for line in &lines[..=last] {
-        let (status, body) = send(&f, line).await;
+        let step = replay_line(&f, line).await;
         if in_scenario(line) {
-            let response = &line["response"];
-            let expected_status = response["status"].as_u64().unwrap_or(0) as u16;
-            let mut expected_body = expected_body(response);
-            let mut actual_body = actual_body(response, &body);
-            if line["unordered_violations"].as_bool() == Some(true) {
-                sort_violations(&mut expected_body);
-                sort_violations(&mut actual_body);
-            }
-            steps.push(Step {
-                scenario: line["scenario"].as_str().unwrap_or("").to_owned(),
-                step: line["step"].as_u64().unwrap_or(0),
-                request: format!(
-                    "{} {}",
-                    line["request"]["method"].as_str().unwrap_or(""),
-                    line["request"]["path"].as_str().unwrap_or("")
-                ),
-                expected_status,
-                actual_status: status,
-                expected_body,
-                actual_body,
-            });
+            steps.push(step);
         }
     }
     Some(steps)
 }
 
-/// Sends one recorded request; returns the status and the raw body.
-async fn send(f: &Fake, line: &Value) -> (u16, Vec<u8>) {
+/// Sends one recorded request; returns the status, the content type and the raw body.
+async fn send(f: &Fake, line: &Value) -> (u16, Option<String>, Vec<u8>) {
     if let Some(pause) = line["pause_before_s"].as_f64() {
         tokio::time::sleep(Duration::from_secs_f64(pause)).await;
     }
@@ -238,8 +298,13 @@ async fn send(f: &Fake, line: &Value) -> (u16, Vec<u8>) {
     }
     let response = builder.send().await.expect("the double answers");
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = response.bytes().await.expect("body").to_vec();
-    (status, bytes)
+    (status, content_type, bytes)
 }
 
 fn request_body(request: &Value) -> Option<Vec<u8>> {
@@ -275,9 +340,11 @@ fn part_bytes(part: &Value) -> Vec<u8> {
     if let Some(entries) = part["zip_entries"].as_array() {
         let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for entry in entries {
+            // Stored, without extra fields, as the recorder's zips were.
             zip.start_file(
                 entry["name"].as_str().unwrap_or(""),
-                zip::write::SimpleFileOptions::default(),
+                zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored),
             )
             .expect("zip entry");
             zip.write_all(entry["content"].as_str().unwrap_or("").as_bytes())
@@ -362,34 +429,61 @@ pub fn normalise(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(normalise),
-        Value::String(text) if UUID.is_match(text) => {
-            *text = UUID.replace_all(text, "<uuid>").into_owned();
+        Value::String(text) => {
+            if UUID.is_match(text) {
+                *text = UUID.replace_all(text, "<uuid>").into_owned();
+            }
+            // The double's (pretended) storage folder, as the recording names Kestra's.
+            if text.contains("/app/storage/") {
+                *text = text.replace("/app/storage/", "<storage>/");
+            }
+            if KV_TMP.is_match(text) {
+                *text = KV_TMP.replace_all(text, "/_kv/<tmp>-").into_owned();
+            }
+            if CONTENT_LENGTH.is_match(text) {
+                *text = CONTENT_LENGTH
+                    .replace_all(text, "content length [<n>]")
+                    .into_owned();
+            }
         }
         _ => {}
     }
 }
 
-/// Puts the violations of an error body in a fixed order (Kestra does not fix it).
+/// Puts the violations of an error body (or of validate results) in a fixed order: Kestra
+/// does not fix it (README "unordered_violations").
 fn sort_violations(body: &mut Value) {
+    if let Some(items) = body.as_array_mut() {
+        for item in items {
+            if let Some(constraints) = item.get("constraints").and_then(Value::as_str) {
+                item["constraints"] = Value::String(sorted_message(constraints));
+            }
+        }
+        return;
+    }
     if let Some(errors) = body
         .pointer_mut("/_embedded/errors")
         .and_then(Value::as_array_mut)
     {
         errors.sort_by_key(|e| e.to_string());
     }
-    if let Some(message) = body
-        .get_mut("message")
-        .and_then(|m| m.as_str().map(str::to_owned))
-    {
-        let sorted = if message.contains('\n') {
-            let mut parts: Vec<&str> = message.split('\n').collect();
-            parts.sort_unstable();
-            parts.join("\n")
-        } else {
-            let mut parts: Vec<&str> = message.split(", ").collect();
-            parts.sort_unstable();
-            parts.join(", ")
-        };
-        body["message"] = Value::String(sorted);
+    if let Some(message) = body.get("message").and_then(Value::as_str) {
+        body["message"] = Value::String(sorted_message(message));
     }
+}
+
+/// The violations of a message as a sorted list, behind its fixed prefix.
+fn sorted_message(message: &str) -> String {
+    let (prefix, rest) = ["Invalid entity: ", "Validation error: "]
+        .iter()
+        .find_map(|p| message.strip_prefix(p).map(|rest| (*p, rest)))
+        .unwrap_or(("", message));
+    let mut parts: Vec<&str> = if rest.contains('\n') {
+        rest.split('\n').collect()
+    } else {
+        rest.split(", ").collect()
+    };
+    parts.sort_unstable();
+    let separator = if rest.contains('\n') { "\n" } else { ", " };
+    format!("{prefix}{}", parts.join(separator))
 }
