@@ -437,7 +437,7 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
                 )
             },
             Stop::Status("Rejected"),
-            &["HTTP 422", "flow.tasks", "must not be empty"],
+            &["HTTP 422", "tasks: must not be empty"],
         );
     }
     add(

@@ -155,7 +155,7 @@ async fn rejected_until_the_spec_changes(format: ErrorFormat, prefix: &str) {
         .unwrap()
         .to_string();
     assert!(
-        message.contains("HTTP 422") && message.contains("tasks[0].type"),
+        message.contains("HTTP 422") && message.contains("Invalid type: <null>"),
         "Kestra's reason is shown: {message}"
     );
     assert!(message.contains("fix the spec"), "{message}");

@@ -5,7 +5,7 @@
 //! credential style and the metrics port render what the operator reads, the rendered objects are
 //! applied to the test control plane, and the operator then runs as a process **with the chart's
 //! ServiceAccount token** (and the environment the Deployment would give it) and brings the
-//! documented manifests to Ready, proving the RBAC is enough; the same identity is refused what it
+//! quick-start manifests to Ready, proving the RBAC is enough; the same identity is refused what it
 //! does not need.
 //!
 //! Nothing here is skipped: if `helm` cannot be built, the tests fail.
@@ -640,7 +640,7 @@ fn renders_a_configured_metrics_port() {
 
 /// Chart.yaml carries only keys Helm defines and annotations Artifact Hub reads, and those
 /// agree with the repository: the license of the workspace, the three CRDs of `deploy/crds/`, the
-/// manifests of `examples/documented.yaml` as the CRD examples.
+/// manifests of `examples/quickstart.yaml` as the CRD examples.
 #[test]
 fn chart_yaml_has_artifact_hub_metadata() {
     let chart_yaml: Value = serde_saphyr::from_str(
@@ -748,12 +748,12 @@ fn chart_yaml_has_artifact_hub_metadata() {
         assert_eq!(listed["version"], crd["spec"]["versions"][0]["name"]);
         assert!(listed["displayName"].is_string() && listed["description"].is_string());
     }
-    // the examples are the documented manifests
-    let documented: Vec<Value> = serde_saphyr::from_multiple(
-        &std::fs::read_to_string(root().join("examples/documented.yaml")).unwrap(),
+    // the examples are the quick start's (manifests real Kestra accepts as written)
+    let quickstart: Vec<Value> = serde_saphyr::from_multiple(
+        &std::fs::read_to_string(root().join("examples/quickstart.yaml")).unwrap(),
     )
     .unwrap();
-    assert_eq!(yaml("crdsExamples"), Value::Array(documented));
+    assert_eq!(yaml("crdsExamples"), Value::Array(quickstart));
 }
 
 /// What every rendering shares: the hardened pod, probes, resources, identity and the metrics
@@ -1206,15 +1206,16 @@ fn assert_can(env: &TestEnv, sa_ns: &str, cases: &[&[&str]], want: bool) -> anyh
     Ok(())
 }
 
+/// The quick start's manifests (one of each kind, accepted by Kestra 1.3 and 2.0 as written).
 fn documented_manifests(kestra_namespace: &str) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(root().join("examples/documented.yaml"))?;
+    let text = std::fs::read_to_string(root().join("examples/quickstart.yaml"))?;
     Ok(text.replace("company.team", kestra_namespace))
 }
 
 const DOCUMENTED: [&str; 3] = [
-    "kestraflow/hello-world",
-    "kestrakeyvalue/kv-1",
-    "kestranamespacefile/nsfile-1",
+    "kestraflow/hello",
+    "kestrakeyvalue/greeting",
+    "kestranamespacefile/readme",
 ];
 
 async fn wait_all_ready(env: &TestEnv, ns: &str) -> anyhow::Result<()> {
@@ -1306,7 +1307,7 @@ async fn wait_events(env: &TestEnv, ns: &str) -> anyhow::Result<()> {
         regarding.sort();
         regarding.dedup();
         ensure!(
-            regarding == ["hello-world", "kv-1", "nsfile-1"],
+            regarding == ["greeting", "hello", "readme"],
             "Events from kestra-operator about {regarding:?}"
         );
         Ok(())
@@ -1316,7 +1317,7 @@ async fn wait_events(env: &TestEnv, ns: &str) -> anyhow::Result<()> {
 
 /// Cluster-wide install with the documented `operator.apiKey`: the chart's objects applied, the
 /// operator run with the chart's ServiceAccount token, leader election on (the chart's default),
-/// and the documented manifests Ready.
+/// and the quick-start manifests Ready.
 ///
 /// The operator is given WATCH_NAMESPACES for the test namespace only: a cluster-wide operator
 /// would reconcile the resources of other tests sharing the control plane. The ClusterRole's
@@ -1580,7 +1581,7 @@ async fn assert_running(op: &mut Operator) -> anyhow::Result<()> {
 }
 
 /// `watchNamespaces` with `operator.existingSecret` holding basic auth under a custom key: Roles
-/// only in the watched namespace, credentials from the user's Secret, the documented manifests
+/// only in the watched namespace, credentials from the user's Secret, the quick-start manifests
 /// Ready; nothing outside the watched namespace is allowed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_identity_with_watched_namespaces_and_existing_secret() -> anyhow::Result<()> {

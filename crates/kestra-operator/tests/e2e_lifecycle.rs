@@ -10,7 +10,7 @@ use common::*;
 const SHA256_HELLO_WORLD: &str = "a591a6d40bf420404a011733cfb7b190d62c65bf0bcda32b57b277d9ad9f146e";
 
 /// examples/documented.yaml, as written, with the Kestra namespace `company.team` made unique.
-fn documented(kestra_ns: &str) -> String {
+fn documented_verbatim(kestra_ns: &str) -> String {
     let path = env().root.join("examples/documented.yaml");
     let text = std::fs::read_to_string(&path).expect("examples/documented.yaml");
     assert!(
@@ -18,6 +18,81 @@ fn documented(kestra_ns: &str) -> String {
         "the documented manifests changed"
     );
     text.replace("company.team", kestra_ns)
+}
+
+/// The documented manifests with the one change real Kestra needs: the Log task of today, with
+/// its message.
+fn documented(kestra_ns: &str) -> String {
+    let text = documented_verbatim(kestra_ns);
+    let legacy = "      type: io.kestra.core.tasks.log.Log\n";
+    assert!(text.contains(legacy), "the documented flow changed");
+    text.replace(
+        legacy,
+        "      type: io.kestra.plugin.core.log.Log\n      message: Hello World\n",
+    )
+}
+
+/// The documented manifests exactly as written, on the double playing each Kestra version:
+/// the key and the file sync, Kestra refuses the flow, and status says what Kestra said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_manifests_as_written_on_kestra_1_3_and_2_0() {
+    for (version, refusal) in [
+        (
+            kestra_fake::KestraVersion::V1_3,
+            "Invalid entity: hello.message: must not be null",
+        ),
+        (
+            kestra_fake::KestraVersion::V2_0,
+            "Invalid entity: Invalid type: io.kestra.core.tasks.log.Log",
+        ),
+    ] {
+        let fake = private_fake(kestra_fake::FakeConfig {
+            kestra_version: version,
+            ..kestra_fake::FakeConfig::default()
+        })
+        .await
+        .unwrap();
+        let url = fake.url();
+        let ns = namespace("documented-as-written");
+        let op = start_operator(OpSpec::new(&[&ns.name], "5m").kestra(&url))
+            .await
+            .unwrap();
+        let kestra = Kestra::private(&url);
+        apply(&ns.name, &documented_verbatim(&ns.kestra))
+            .await
+            .unwrap();
+        wait_ready(&ns.name, "kv/kv-1").await.unwrap();
+        wait_ready(&ns.name, "nsfile/nsfile-1").await.unwrap();
+        let flow = wait_reason(&ns.name, "flow/hello-world", "False", "Rejected", READY)
+            .await
+            .unwrap();
+        assert_stalled(&flow, "Rejected");
+        let message = condition(&flow, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(refusal), "{version:?}: {message}");
+        assert_eq!(flow["status"]["validated"], false, "{}", flow["status"]);
+        assert!(
+            kestra
+                .flow(&ns.kestra, "hello-world")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let ev = wait_event(
+            &ns.name,
+            "KestraFlow",
+            "hello-world",
+            "Rejected",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ev.type_, "Warning");
+        drop(op);
+        fake.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -287,8 +287,17 @@ impl FlowSchema {
                 continue;
             };
             for (index, task) in tasks.iter().enumerate() {
-                let Some(type_name) = task.get("type").and_then(Value::as_str) else {
+                if !task.is_object() {
                     continue;
+                }
+                // Kestra's PluginDeserializer (core/.../plugins/serdes/PluginDeserializer.java)
+                // refuses a plugin without a type as the type `<null>`.
+                let Some(type_name) = task
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                else {
+                    return Err(Refusal::InvalidType("<null>".to_owned()));
                 };
                 let Some((definition, replaced_by)) = self.task_types.get(type_name) else {
                     if may_be_other_plugin(type_name) {
@@ -621,6 +630,17 @@ mod tests {
                 "io.kestra.plugin.core.log.Nope".into()
             ))
         );
+    }
+
+    #[test]
+    fn a_task_without_a_type_is_the_type_null() {
+        let untyped = "id: s\nnamespace: a\ntasks:\n  - id: no-type\n";
+        for v2 in [false, true] {
+            assert_eq!(
+                schema(v2).check(&doc(untyped)),
+                Err(Refusal::InvalidType("<null>".into()))
+            );
+        }
     }
 
     #[test]
