@@ -190,9 +190,9 @@ pub fn error_message(body: &[u8]) -> Option<String> {
             .filter(|d| !message.contains(d.as_str()))
             .collect();
         if !details.is_empty() {
-            message = format!("{message} ({})", details.join("; "));
+            message = format!("{} ({})", message.trim_end(), details.join("; "));
         }
-        return Some(truncate(&message, 1000));
+        return Some(truncate(message.trim(), 1000));
     }
     let error: JsonError = serde_json::from_value(value).ok()?;
     let mut message = error.message?;
@@ -206,7 +206,8 @@ pub fn error_message(body: &[u8]) -> Option<String> {
         .collect();
     if !extra.is_empty() {
         message = format!(
-            "{message} ({})",
+            "{} ({})",
+            message.trim_end(),
             extra
                 .iter()
                 .map(|s| s.as_str())
@@ -214,7 +215,8 @@ pub fn error_message(body: &[u8]) -> Option<String> {
                 .join("; ")
         );
     }
-    Some(truncate(&message, 1000))
+    // Kestra 1.3 ends its validation messages with a line break.
+    Some(truncate(message.trim(), 1000))
 }
 
 #[cfg(test)]
@@ -227,6 +229,16 @@ mod tests {
         assert_eq!(
             error_message(body).as_deref(),
             Some("Invalid entity: flow.id: Illegal flow id update")
+        );
+    }
+
+    #[test]
+    fn kestra_line_breaks_around_a_message_are_dropped() {
+        let body =
+            br#"{"message":"Invalid entity: hello.message: must not be null\n","_embedded":{}}"#;
+        assert_eq!(
+            error_message(body).as_deref(),
+            Some("Invalid entity: hello.message: must not be null")
         );
     }
 
