@@ -362,3 +362,62 @@ async fn on_kestra_2_0_objects_sync_drift_is_restored_and_deletes_touch_only_the
     drop(op);
     fake.shutdown().await.unwrap();
 }
+
+/// A resource whose Kestra object can no longer be resolved from its spec (the operator now
+/// talks to the tenant-less root, and the spec names a tenant) is cleaned up through the
+/// object recorded in `status.ownedObject`, instead of losing its finalizer silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresolvable_target_is_cleaned_up_through_the_owned_object() {
+    let fake = private_fake(kestra_fake::FakeConfig::default())
+        .await
+        .unwrap();
+    let url = fake.url();
+    let ns = namespace("unresolvable");
+    let kn = ns.kestra.clone();
+    let mut op = start_operator(OpSpec::new(&[&ns.name], "5m").kestra(&url))
+        .await
+        .unwrap();
+    apply(
+        &ns.name,
+        &kv_manifest("tenanted", &kn, "tenanted", "  value: kept\n  tenant: t1\n"),
+    )
+    .await
+    .unwrap();
+    let obj = wait_ready(&ns.name, "kv/tenanted").await.unwrap();
+    assert_eq!(obj["status"]["ownedObject"], format!("t1/{kn}/tenanted"));
+    let t1 = Kestra::private(&url).tenant(Some("t1"));
+    assert_eq!(t1.kv(&kn, "tenanted").await.unwrap().0, 200);
+
+    // Restarted against the tenant-less root: spec.tenant t1 cannot be resolved any more.
+    op.process.stop().unwrap();
+    drop(op);
+    let _op = start_operator(
+        OpSpec::new(&[&ns.name], "5m")
+            .kestra(&url)
+            .arg("--legacy-api-root"),
+    )
+    .await
+    .unwrap();
+    wait_reason(&ns.name, "kv/tenanted", "False", "InvalidSpec", SHORT)
+        .await
+        .unwrap();
+    k(
+        &ns.name,
+        &["delete", "kv/tenanted", "--wait=true", "--timeout=60s"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        t1.kv(&kn, "tenanted").await.unwrap().0,
+        404,
+        "the owned key was deleted"
+    );
+    let events = all_events(&ns.name).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == "Deleted" && e.message.contains(&format!("t1/{kn}/tenanted"))),
+        "{events:?}"
+    );
+    fake.shutdown().await.unwrap();
+}

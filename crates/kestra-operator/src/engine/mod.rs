@@ -363,6 +363,58 @@ pub fn parse_period(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    fn target(name: &str) -> Target {
+        Target {
+            tenant: Some("main".into()),
+            namespace: "company.team".into(),
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_reconcile_at_a_time_acts_on_a_kestra_object() {
+        let locks = Arc::new(TargetLocks::default());
+        let first = locks.lock(&target("f")).await;
+        // Another object is not held up.
+        drop(locks.lock(&target("g")).await);
+        let waiting = tokio::spawn({
+            let locks = locks.clone();
+            async move {
+                let _second = locks.lock(&target("f")).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the second waits for the first");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            locks.locks.lock().unwrap().is_empty(),
+            "no entry is kept for an object nobody acts on"
+        );
+    }
+
+    #[test]
+    fn memory_is_per_uid_and_forgotten() {
+        let memory = Memory::default();
+        memory.failures.lock().unwrap().insert("uid-1".into(), 3);
+        memory
+            .last_digests
+            .lock()
+            .unwrap()
+            .insert("uid-1".into(), 7);
+        memory
+            .last_digests
+            .lock()
+            .unwrap()
+            .insert("uid-2".into(), 8);
+        memory.forget("uid-1");
+        assert!(memory.failures.lock().unwrap().is_empty());
+        assert_eq!(memory.last_digests.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn periods() {
         assert_eq!(parse_period("30s"), Some(Duration::from_secs(30)));
