@@ -312,20 +312,28 @@ impl Adapter for KeyValueAdapter {
             .await
             .map_err(scrub)?;
         // Kestra types the body itself: read back what it stored, so that a value it keeps in
-        // another form is reported instead of being rewritten at every resync.
-        let (read, updated) = kestra
+        // another form is reported instead of being rewritten at every resync. The write has
+        // landed: a read-back that fails only means no check this time (the next resync reads).
+        let readback = match kestra
             .get_kv_stamped(target.tenant(), &target.namespace, &target.name)
             .await
-            .map_err(scrub)?;
-        self.remember(target, &read, updated);
-        let stored_type = match &read {
-            KvRead::Found(entry) => entry.type_.clone(),
-            _ => desired.encoded.type_.as_str().to_string(),
+        {
+            Ok((read, updated)) => {
+                self.remember(target, &read, updated);
+                Some(ObservedKey {
+                    read,
+                    description: None,
+                    written_ttl: desired.ttl.clone(),
+                })
+            }
+            Err(error) => {
+                tracing::debug!(error = %scrub(error), "the read-back after a KV write failed");
+                None
+            }
         };
-        let readback = ObservedKey {
-            read,
-            description: None,
-            written_ttl: desired.ttl.clone(),
+        let stored_type = match readback.as_ref().map(|r| &r.read) {
+            Some(KvRead::Found(entry)) => entry.type_.clone(),
+            _ => desired.encoded.type_.as_str().to_string(),
         };
         let fields = KeyValueStatusFields {
             type_: Some(stored_type),
@@ -337,10 +345,7 @@ impl Adapter for KeyValueAdapter {
                 .map(|t| t.to_string()),
             ttl: desired.ttl.clone(),
         };
-        Ok(Written {
-            fields,
-            readback: Some(readback),
-        })
+        Ok(Written { fields, readback })
     }
 
     fn explain_difference(desired: &DesiredValue, observed: &ObservedKey) -> String {
@@ -521,6 +526,46 @@ mod listing_tests {
             KvRead::Found(entry) => entry.value.clone(),
             other => panic!("expected a value, got {other:?}"),
         }
+    }
+
+    /// The write landed even when the read-back after it fails: the write is not an error
+    /// (its resource must own the key, and delete it with itself).
+    #[tokio::test]
+    async fn a_failed_read_back_does_not_undo_a_write() {
+        let (fake, kestra) = fake_and_client_of(KestraVersion::V1_3).await;
+        let target = Target {
+            tenant: Some("main".into()),
+            namespace: "company.team".into(),
+            name: "k".into(),
+        };
+        reqwest::Client::new()
+            .post(format!("{}/__fake/fail", fake.url()))
+            .json(&json!({"count": 1, "status": 503, "method": "GET",
+                "route": "/api/v1/main/namespaces/company.team/kv/k"}))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        let desired = DesiredValue {
+            encoded: encode(&json!("v"), None).unwrap(),
+            ttl: None,
+            description: None,
+            from_secret: false,
+        };
+        let written = KeyValueAdapter::default()
+            .write(&kestra, &target, &desired)
+            .await
+            .expect("the PUT succeeded: the write is done");
+        assert!(written.readback.is_none());
+        assert_eq!(written.fields.type_.as_deref(), Some("STRING"));
+        let (_, stored) = kestra
+            .get_kv_stamped(Some("main"), "company.team", "k")
+            .await
+            .map(|(read, _)| ((), read))
+            .unwrap();
+        assert!(matches!(stored, KvRead::Found(_)));
+        fake.shutdown().await.unwrap();
     }
 
     #[tokio::test]

@@ -61,7 +61,7 @@ pub async fn cleanup<A: Adapter>(
         (None, Ok(target)) => target,
         (None, Err(error)) => {
             // Nothing was recorded as owned; only a sync of this process may have written.
-            if ctx.last_digest(obj).is_some() {
+            if ctx.touched(obj) {
                 return Err(error);
             }
             let note = format!(
@@ -124,9 +124,9 @@ async fn verdict<A: Adapter>(
             "{what} is owned by {by} and is left in Kestra"
         )));
     }
-    // A sync this process finished may not be in the cached status yet (the resource was
-    // deleted while its first sync ran): it is remembered in memory too.
-    let owned = owned_key == Some(target.key().as_str()) || ctx.last_digest(obj).is_some();
+    // A sync this process finished, or a write it sent whose answer was lost, may not be in the
+    // cached status (the resource was deleted meanwhile): both are remembered in memory too.
+    let owned = owned_key == Some(target.key().as_str()) || ctx.touched(obj);
     if !owned {
         return Ok(Verdict::Release(format!(
             "{what} was never owned by this resource and is left in Kestra"
@@ -156,7 +156,7 @@ async fn verdict<A: Adapter>(
         Transition::Owner(fresh) => {
             let fresh_owned = A::status(&fresh).and_then(|s| s.owned_object.as_deref())
                 == Some(target.key().as_str());
-            if fresh_owned || ctx.last_digest(obj).is_some() {
+            if fresh_owned || ctx.touched(obj) {
                 Ok(Verdict::Delete)
             } else {
                 Ok(Verdict::Release(format!(

@@ -108,6 +108,9 @@ pub struct Memory {
     failures: Mutex<HashMap<ObjectKey, u32>>,
     /// Digest of the desired state last synced, to tell drift from a changed reference.
     last_digests: Mutex<HashMap<ObjectKey, u64>>,
+    /// Resources this process sent a write for: the write may have landed even if its answer
+    /// (or the read-back after it) was lost, so the object counts as theirs at cleanup.
+    wrote: Mutex<std::collections::HashSet<ObjectKey>>,
 }
 
 impl Memory {
@@ -117,6 +120,10 @@ impl Memory {
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
         self.last_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+        self.wrote
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
@@ -233,6 +240,26 @@ impl<A: Adapter> KindContext<A> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(object_key(obj), digest);
+    }
+
+    /// Say that a write for `obj`'s object is about to be sent.
+    fn note_write(&self, obj: &A::Resource) {
+        self.memory
+            .wrote
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(object_key(obj));
+    }
+
+    /// Whether this process synced or wrote `obj`'s object (its status may not say so yet).
+    fn touched(&self, obj: &A::Resource) -> bool {
+        self.last_digest(obj).is_some()
+            || self
+                .memory
+                .wrote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&object_key(obj))
     }
 
     fn forget(&self, obj: &A::Resource) {

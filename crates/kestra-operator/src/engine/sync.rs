@@ -133,6 +133,7 @@ pub async fn sync<A: Adapter>(
             change: None,
         },
         Diff::Missing | Diff::Differs | Diff::Expired => {
+            ctx.note_write(obj);
             let written = ctx.adapter.write(kestra, &target, &desired).await?;
             if let Some(readback) = &written.readback
                 && A::diff(&desired, readback) != Diff::InSync
