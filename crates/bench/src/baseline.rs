@@ -19,22 +19,22 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::fake::{KestraApi, TENANT};
+use crate::kestra::KestraApi;
 use crate::resources::{Content, Item, Kind};
 
 /// The status the operator writes after creating the object.
-fn status(item: &Item, generation: i64, revision: i64, now: &str) -> Value {
+fn status(item: &Item, tenant: &str, generation: i64, revision: i64, now: &str) -> Value {
     let (description, fields) = match item.content(0) {
         Content::Flow(_) => (
             format!(
-                "flow {}/{} at revision {revision} (tenant {TENANT})",
+                "flow {}/{} at revision {revision} (tenant {tenant})",
                 item.namespace, item.object
             ),
             json!({ "revision": revision, "validated": true }),
         ),
         Content::Kv(_) => (
             format!(
-                "key {}/{} (STRING) (tenant {TENANT})",
+                "key {}/{} (STRING) (tenant {tenant})",
                 item.namespace, item.object
             ),
             json!({ "type": "STRING" }),
@@ -46,7 +46,7 @@ fn status(item: &Item, generation: i64, revision: i64, now: &str) -> Value {
                 .collect();
             (
                 format!(
-                    "file {}{} ({} bytes) (tenant {TENANT})",
+                    "file {}{} ({} bytes) (tenant {tenant})",
                     item.namespace,
                     item.object,
                     bytes.len()
@@ -64,7 +64,7 @@ fn status(item: &Item, generation: i64, revision: i64, now: &str) -> Value {
         }],
         "reason": format!("Synced: {message}"),
         "lastSyncTime": now,
-        "ownedObject": format!("{TENANT}/{}/{}", item.namespace, item.object.trim_start_matches('/')),
+        "ownedObject": format!("{tenant}/{}/{}", item.namespace, item.object.trim_start_matches('/')),
     });
     if let (Value::Object(s), Value::Object(f)) = (&mut status, fields) {
         s.extend(f);
@@ -186,7 +186,7 @@ pub async fn run(
                         let patch = json!({
                             "apiVersion": "model.kestra.io/v1alpha1",
                             "kind": item.kind.kind(),
-                            "status": status(&item, generation, revision, &now()),
+                            "status": status(&item, kestra.tenant(), generation, revision, &now()),
                         });
                         api.patch_status(&item.name, &params, &Patch::Apply(patch))
                             .await

@@ -4,7 +4,8 @@
 
 mod baseline;
 mod env;
-mod fake;
+mod kestra;
+mod kestra_api;
 mod metrics;
 mod operator;
 mod procs;
@@ -102,6 +103,19 @@ struct RunArgs {
     /// Extra environment for the operator process, KEY=VALUE (repeatable; for experiments).
     #[arg(long)]
     operator_env: Vec<String>,
+    /// Which Kestra version the double answers like (`1.3` or `2.0`).
+    #[arg(long, default_value = "1.3", value_parser = ["1.3", "2.0"])]
+    kestra_version: String,
+    /// An external Kestra instead of the double (its root URL). Credentials come from the
+    /// environment: KESTRA_BENCH_BASIC_AUTH (`user:password`) or KESTRA_BENCH_API_KEY. The
+    /// benchmark writes only its own objects (Kestra namespaces `bench.ns0`..`bench.ns9`) and
+    /// deletes them by name before and after each session. Latency cannot be added (use
+    /// `--latencies 0`).
+    #[arg(long)]
+    kestra_url: Option<String>,
+    /// The tenant on the external Kestra.
+    #[arg(long, default_value = "main", requires = "kestra_url")]
+    kestra_tenant: String,
     /// Do not regenerate BENCHMARKS.md at the end.
     #[arg(long)]
     no_report: bool,
@@ -214,6 +228,7 @@ async fn main() -> anyhow::Result<()> {
 
 struct Runner<'a> {
     paths: Paths,
+    target: kestra::Target,
     args: &'a RunArgs,
     run_dir: RunDir,
     resync: Duration,
@@ -250,7 +265,15 @@ impl Runner<'_> {
     }
 
     async fn session(&mut self, n: usize, latency: u64, tag: &str) -> anyhow::Result<Session> {
-        let s = Session::new(&self.paths, n, latency, self.args.create_concurrency, tag).await?;
+        let s = Session::new(
+            &self.paths,
+            &self.target,
+            n,
+            latency,
+            self.args.create_concurrency,
+            tag,
+        )
+        .await?;
         if self.run_dir.meta.versions.kubernetes.is_empty() {
             self.run_dir.meta.versions.kubernetes = s.cp.version().await;
             let _ = self.run_dir.save_meta();
@@ -459,6 +482,18 @@ fn summary_line(data: &serde_json::Value) -> String {
     text
 }
 
+/// Start the target once to read its version (and to fail early on a wrong URL or credential).
+async fn probe(target: &kestra::Target, paths: &Paths) -> anyhow::Result<kestra::KestraInfo> {
+    let logs = paths.logs();
+    std::fs::create_dir_all(&logs)?;
+    let mut kestra = kestra::Kestra::start(target, &logs, "probe").await?;
+    let info = kestra.info().await;
+    if let Some(proc) = kestra.proc.as_mut() {
+        proc.stop(Duration::from_secs(5)).await;
+    }
+    info.context("reading the Kestra version (GET /api/v1/configs)")
+}
+
 async fn run(
     root: &std::path::Path,
     out: &std::path::Path,
@@ -483,6 +518,32 @@ async fn run(
         }
     }
     let resync = parse_period(&args.resync)?;
+    let target = match &args.kestra_url {
+        None => kestra::Target::Double {
+            bin: paths.fake_bin.clone(),
+            version: args.kestra_version.clone(),
+        },
+        Some(url) => {
+            if args.latencies.iter().any(|&l| l != 0) {
+                bail!(
+                    "--kestra-url: latency cannot be added to an external Kestra; use --latencies 0"
+                );
+            }
+            let parsed = url::Url::parse(url).with_context(|| format!("--kestra-url {url:?}"))?;
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                bail!(
+                    "--kestra-url must not hold credentials (they would be written into the results); use KESTRA_BENCH_BASIC_AUTH or KESTRA_BENCH_API_KEY"
+                );
+            }
+            kestra::Target::External {
+                url: url.trim_end_matches('/').to_string(),
+                tenant: args.kestra_tenant.clone(),
+                credential: kestra::Credential::from_env()?,
+            }
+        }
+    };
+    let kestra = probe(&target, &paths).await?;
+    eprintln!("kestra-bench: Kestra: {}", kestra.label());
     let plans = plan(args);
     if plans.is_empty() {
         bail!("nothing to run: check --scenarios and the sizes");
@@ -496,6 +557,7 @@ async fn run(
         machine: record::machine(),
         versions: record::versions(root, &paths.operator_bin),
         settings: json!(args),
+        kestra,
     };
     let run_dir = RunDir::create(out, meta)?;
     eprintln!("kestra-bench: results in {}", run_dir.dir.display());
@@ -507,6 +569,7 @@ async fn run(
     }
     let mut runner = Runner {
         paths,
+        target,
         args,
         run_dir,
         resync,

@@ -19,6 +19,9 @@ pub struct OperatorArgs<'a> {
     pub bin: &'a Path,
     pub kubeconfig: &'a Path,
     pub kestra_url: &'a str,
+    pub tenant: &'a str,
+    /// The credential's environment variable and value (never printed).
+    pub credential: Option<(&'static str, &'a str)>,
     pub namespace: &'a str,
     pub resync: &'a str,
     pub concurrency: u16,
@@ -34,6 +37,8 @@ impl Operator {
             "run",
             "--kestra-url",
             args.kestra_url,
+            "--tenant",
+            args.tenant,
             "--namespaces",
             args.namespace,
         ])
@@ -55,6 +60,9 @@ impl Operator {
                 cmd.env_remove(key);
             }
         }
+        if let Some((key, value)) = args.credential {
+            cmd.env(key, value);
+        }
         for pair in args.env {
             if let Some((k, v)) = pair.split_once('=') {
                 cmd.env(k, v);
@@ -72,8 +80,8 @@ impl Operator {
     pub fn command_line(args: &OperatorArgs<'_>) -> String {
         let env: String = args.env.iter().map(|e| format!("{e} ")).collect();
         format!(
-            "{env}kestra-operator run --kestra-url {} --namespaces {} --resync-period {} --concurrency {} --metrics-addr 127.0.0.1:0",
-            args.kestra_url, args.namespace, args.resync, args.concurrency
+            "{env}kestra-operator run --kestra-url {} --tenant {} --namespaces {} --resync-period {} --concurrency {} --metrics-addr 127.0.0.1:0",
+            args.kestra_url, args.tenant, args.namespace, args.resync, args.concurrency
         )
     }
 

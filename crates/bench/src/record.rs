@@ -38,6 +38,17 @@ pub struct Meta {
     pub machine: Machine,
     pub versions: Versions,
     pub settings: Value,
+    /// The Kestra measured against (absent in runs made before it was recorded: the 1.3 double).
+    #[serde(default = "double_1_3")]
+    pub kestra: crate::kestra::KestraInfo,
+}
+
+fn double_1_3() -> crate::kestra::KestraInfo {
+    crate::kestra::KestraInfo {
+        target: "double".into(),
+        version: "1.3.31".into(),
+        edition: "OSS".into(),
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -12,11 +12,21 @@ use crate::record::{Meta, Record, load_all};
 use crate::scenarios::{ApplyData, ChurnData, ColdData, DriftData, SteadyData};
 use crate::stats::{Percentiles, Summary, summary};
 
-type Key = (String, usize, u64);
+/// (scenario, N, added latency, the Kestra when it is not the default 1.3 double).
+type Key = (String, usize, u64, String);
 
 struct Group {
     meta_index: usize,
     records: Vec<Record>,
+}
+
+/// The N cell: the size, and the Kestra when it is not the default 1.3 double.
+fn row_label(n: usize, kestra: &str) -> String {
+    if kestra.is_empty() {
+        n.to_string()
+    } else {
+        format!("{n} ({kestra})")
+    }
 }
 
 fn data<T: DeserializeOwned>(r: &Record) -> Option<T> {
@@ -87,10 +97,15 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
     let metas: Vec<Meta> = all.iter().map(|(m, _)| m.clone()).collect();
     // The latest invocation that measured each key wins.
     let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
-    for (i, (_, records)) in all.iter().enumerate() {
+    for (i, (meta, records)) in all.iter().enumerate() {
+        let kestra = if meta.kestra.is_default() {
+            String::new()
+        } else {
+            meta.kestra.label()
+        };
         let mut here: BTreeMap<Key, Vec<Record>> = BTreeMap::new();
         for r in records {
-            here.entry((r.scenario.clone(), r.n, r.latency_ms))
+            here.entry((r.scenario.clone(), r.n, r.latency_ms, kestra.clone()))
                 .or_default()
                 .push(r.clone());
         }
@@ -120,7 +135,11 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
         "Reproduce from a fresh clone with `make bench` (all scenarios; about an hour on 2 cores), or a part, e.g. \
          `scripts/bench run --scenarios cold --cold-n 1000 --latencies 0 --runs 3`. \
          `scripts/bench --help` lists the flags; `scripts/bench report` rebuilds this file from the JSON in \
-         `target/bench/runs/`.\n\n",
+         `target/bench/runs/`. \
+         The same scenarios run against the double answering like Kestra 2.0 (`--kestra-version 2.0`) or against \
+         a real Kestra: `KESTRA_BENCH_BASIC_AUTH=user:password scripts/bench run --kestra-url URL --latencies 0 \
+         --scenarios cold,apply,steady` (or `KESTRA_BENCH_API_KEY`; the benchmark writes only its own objects in \
+         the Kestra namespaces `bench.ns0` to `bench.ns9` and deletes them by name).\n\n",
     );
     if used.is_empty() {
         md.push_str("No results yet.\n");
@@ -151,6 +170,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
                 .trim_start_matches("kestra-operator "),
             m.versions.operator_commit
         );
+        let _ = writeln!(md, "- Kestra: {}", m.kestra.label());
         if !m.operator_command.is_empty() {
             let _ = writeln!(md, "- Operator (release build): `{}`", m.operator_command);
         }
@@ -181,7 +201,10 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
          The baseline runs in its own fresh session right before each operator run. \
          \"Load\" is the 1-minute load average at the start and end of the measurements; \"other cores\" is the CPU \
          used by processes that are not part of the benchmark (other engineers' builds and tests on this shared \
-         machine), sampled for a few seconds before each measurement.\n\n",
+         machine), sampled for a few seconds before each measurement. \
+         Rows whose N carries a Kestra name come from `--kestra-version 2.0` (the double answering like Kestra 2.0) \
+         or `--kestra-url` (an external Kestra: no latency is added, and the Kestra requests are the operator's own \
+         count, `kestra_operator_kestra_requests_total`, plus the benchmark's).\n\n",
     );
 
     // ---- targets ----
@@ -200,7 +223,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
     cold.push_str("| N | Kestra latency | Runs | Operator s | Baseline s | Operator / baseline | Kestra requests per resource (operator / baseline) | API-server writes per resource (operator / baseline) | Operator CPU s | Operator RSS MiB (peak) | Load | Other cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let mut cold_details = String::new();
     let mut cold_same = String::new();
-    for ((scenario, n, lat), g) in &groups {
+    for ((scenario, n, lat, kestra), g) in &groups {
+        let row = row_label(*n, kestra);
         if scenario != "cold" {
             continue;
         }
@@ -245,7 +269,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
         let refs: Vec<&Record> = g.records.iter().collect();
         let _ = writeln!(
             cold,
-            "| {n} | {lat} ms | {} | {} | {} | **{}** | {} / {} | {} / {} | {} | {:.0} | {} | {} |",
+            "| {row} | {lat} ms | {} | {} | {} | **{}** | {} / {} | {} / {} | {} | {:.0} | {} | {} |",
             rows.len(),
             mmm(&op, 2),
             mmm(&base, 2),
@@ -262,7 +286,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
         let met = ratio.as_ref().is_some_and(|r| r.median <= 1.25);
         let _ = writeln!(
             targets,
-            "| Cold sync within 1.25x of the baseline (N={n}, +{lat} ms) | {:.2}x | {} |",
+            "| Cold sync within 1.25x of the baseline (N={row}, +{lat} ms) | {:.2}x | {} |",
             ratio.as_ref().map_or(f64::NAN, |r| r.median),
             if met { "yes" } else { "**no**" }
         );
@@ -292,7 +316,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             );
             let _ = writeln!(
                 cold_same,
-                "| {n} | {lat} ms | {} | {} | {} | **{}** | {} | {} / {} / {} |",
+                "| {row} | {lat} ms | {} | {} | {} | **{}** | {} | {} / {} / {} |",
                 same.len(),
                 mmm(&op, 2),
                 mmm(&secs, 2),
@@ -305,7 +329,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             let met = ratio_same.as_ref().is_some_and(|r| r.median <= 1.25);
             let _ = writeln!(
                 targets,
-                "| (Reference) cold sync within 1.25x of the baseline making the same API-server writes (N={n}, +{lat} ms) | {:.2}x | {} |",
+                "| (Reference) cold sync within 1.25x of the baseline making the same API-server writes (N={row}, +{lat} ms) | {:.2}x | {} |",
                 ratio_same.as_ref().map_or(f64::NAN, |r| r.median),
                 if met { "yes" } else { "**no**" }
             );
@@ -317,7 +341,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
         }) {
             let _ = writeln!(
                 cold_details,
-                "\nN={n}, +{lat} ms (the run closest to the median ratio):\n"
+                "\nN={row}, +{lat} ms (the run closest to the median ratio):\n"
             );
             cold_details.push_str("| Request | Operator | Baseline |\n|---|---|---|\n");
             let mut keys: Vec<&String> = median_run.operator.kestra.keys().collect();
@@ -389,7 +413,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
 
     // ---- restart ----
     let mut restart = String::new();
-    for ((scenario, n, lat), g) in &groups {
+    for ((scenario, n, lat, kestra), g) in &groups {
+        let row = row_label(*n, kestra);
         if scenario != "restart" {
             continue;
         }
@@ -406,7 +431,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
                 .sum();
             let _ = writeln!(
                 restart,
-                "| {n} | {lat} ms | {} | {:.1} | {kestra} ({writes} writes) | {:.0} |",
+                "| {row} | {lat} ms | {} | {:.1} | {kestra} ({writes} writes) | {:.0} |",
                 d.resync,
                 d.seconds,
                 api_writes(&d.apiserver)
@@ -433,7 +458,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
     );
     apply.push_str("| N | Kestra latency | Changes | To Kestra | To Ready | Timeouts | Load | Other cores |\n|---|---|---|---|---|---|---|---|\n");
     let mut apply_kinds = String::new();
-    for ((scenario, n, lat), g) in &groups {
+    for ((scenario, n, lat, kestra), g) in &groups {
+        let row = row_label(*n, kestra);
         if scenario != "apply" {
             continue;
         }
@@ -443,7 +469,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             };
             let _ = writeln!(
                 apply,
-                "| {n} | {lat} ms | {} | {} | {} | {} | {} | {} |",
+                "| {row} | {lat} ms | {} | {} | {} | {} | {} | {} |",
                 d.to_kestra_ms.count,
                 pct(&d.to_kestra_ms),
                 pct(&d.to_ready_ms),
@@ -454,7 +480,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             for (kind, (w, rd)) in &d.per_kind {
                 let _ = writeln!(
                     apply_kinds,
-                    "| {n} | {kind} | {} | {} | {} |",
+                    "| {row} | {kind} | {} | {} | {} |",
                     w.count,
                     pct(w),
                     pct(rd)
@@ -462,7 +488,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             }
             let _ = writeln!(
                 targets,
-                "| Apply to Kestra p99 under 100 ms on loopback (N={n}) | {:.0} ms | {} |",
+                "| Apply to Kestra p99 under 100 ms on loopback (N={row}) | {:.0} ms | {} |",
                 d.to_kestra_ms.p99,
                 if d.to_kestra_ms.p99 < 100.0 {
                     "yes"
@@ -491,7 +517,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
          resource) if they fall in the window.\n\n",
     );
     steady.push_str("| N | Kestra latency | Resync period | Window s | Kestra requests per resync (reads / writes) | Flows: listings + reads | KV: listings + reads | Files: listings + reads | API-server writes in window | Operator CPU s per resync | RSS MiB (max in window / peak ever) | RSS at end: anonymous + file MiB | Load | Other cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for ((scenario, n, lat), g) in &groups {
+    for ((scenario, n, lat, kestra), g) in &groups {
+        let row = row_label(*n, kestra);
         if scenario != "steady" {
             continue;
         }
@@ -512,7 +539,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             };
             let _ = writeln!(
                 steady,
-                "| {n} | {lat} ms | {:.0} s | {:.0} | {:.1} / {:.1} | {} | {} | {} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} + {:.1} | {} | {} |",
+                "| {row} | {lat} ms | {:.0} s | {:.0} | {:.1} / {:.1} | {} | {} | {} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} + {:.1} | {} | {} |",
                 d.resync_seconds,
                 d.window_seconds,
                 d.reads_per_resync,
@@ -533,7 +560,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             let per = |kind: &str| d.per_kind.get(kind).map_or(0.0, |x| x.requests_per_resync);
             let _ = writeln!(
                 targets,
-                "| Zero Kestra writes per resync (N={n}, +{lat} ms) | {:.1} | {} |",
+                "| Zero Kestra writes per resync (N={row}, +{lat} ms) | {:.1} | {} |",
                 d.writes_per_resync,
                 if d.writes_per_resync == 0.0 {
                     "yes"
@@ -549,7 +576,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             ] {
                 let _ = writeln!(
                     targets,
-                    "| At most one request per Kestra namespace per resync for {label} ({namespaces:.0} namespaces; N={n}, +{lat} ms) | {:.1} | {} |",
+                    "| At most one request per Kestra namespace per resync for {label} ({namespaces:.0} namespaces; N={row}, +{lat} ms) | {:.1} | {} |",
                     per(kind),
                     if per(kind) <= namespaces * 1.05 {
                         "yes"
@@ -561,7 +588,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             if *n >= 10000 {
                 let _ = writeln!(
                     targets,
-                    "| RSS under 64 MiB at {n} resources (+{lat} ms) | {:.1} MiB (peak {:.1}) | {} |",
+                    "| RSS under 64 MiB at {row} resources (+{lat} ms) | {:.1} MiB (peak {:.1}) | {} |",
                     d.rss_max_mib,
                     d.hwm_mib,
                     if d.rss_max_mib < 64.0 {
@@ -584,7 +611,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
          a watch; the Kestra content is checked at the end).\n\n",
     );
     drift.push_str("| N | Resync period | Changed | Restored (verified in Kestra) | All restored after s | Per object p50 / p95 / max s | Load | Other cores |\n|---|---|---|---|---|---|---|---|\n");
-    for ((scenario, n, _), g) in &groups {
+    for ((scenario, n, _, kestra), g) in &groups {
+        let row = row_label(*n, kestra);
         if scenario != "drift" {
             continue;
         }
@@ -594,7 +622,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             };
             let _ = writeln!(
                 drift,
-                "| {n} | {:.0} s | {} | {} ({}) | {:.1} | {:.1} / {:.1} / {:.1} | {} | {} |",
+                "| {row} | {:.0} s | {} | {} ({}) | {:.1} | {:.1} / {:.1} / {:.1} | {} | {} |",
                 d.resync_seconds,
                 d.changed,
                 d.restored,
@@ -620,7 +648,8 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
     );
     churn.push_str("| N | Rate (achieved) | Updates | Lag p50 / p95 / p99 / max ms | Drain s | Not Ready | Patch errors | Reconcile errors | Kestra errors | Kestra writes | Status writes | Events | Operator warnings | Operator CPU s | Load | Other cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let mut notes = Vec::new();
-    for ((scenario, n, _), g) in &groups {
+    for ((scenario, n, _, kestra), g) in &groups {
+        let row = row_label(*n, kestra);
         if scenario != "churn" {
             continue;
         }
@@ -637,7 +666,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             let (status_writes, events) = (writes_to("/status"), writes_to(" events"));
             let _ = writeln!(
                 churn,
-                "| {n} | {:.0}/s for {:.0} s ({:.1}/s) | {} | {} | {:.1} | {} | {} | {:.0} | {} | {} | {status_writes:.0} | {events:.0} | {} | {:.1} | {} | {} |",
+                "| {row} | {:.0}/s for {:.0} s ({:.1}/s) | {} | {} | {:.1} | {} | {} | {:.0} | {} | {} | {status_writes:.0} | {events:.0} | {} | {:.1} | {} | {} |",
                 d.target_rate,
                 d.seconds,
                 d.achieved_rate,
@@ -661,7 +690,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
                 .collect();
             if !by_kind.is_empty() {
                 notes.push(format!(
-                    "N = {n}, lag p50 / p95 / p99 / max ms by kind: {}.",
+                    "N = {row}, lag p50 / p95 / p99 / max ms by kind: {}.",
                     by_kind.join("; ")
                 ));
             }

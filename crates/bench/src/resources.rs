@@ -12,7 +12,7 @@ use kube::api::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::fake::KestraApi;
+use crate::kestra::KestraApi;
 
 pub const KESTRA_NAMESPACES: usize = 10;
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline;
 use crate::env::delta;
-use crate::fake::Counters;
+use crate::kestra::Counters;
 use crate::metrics;
 use crate::procs::cpu_seconds;
 use crate::resources::{Item, Kind};
@@ -47,7 +47,7 @@ fn cpu_mark(s: &Session) -> CpuMark {
         operator: s.operator.as_ref().map_or(0.0, |o| o.cpu()),
         apiserver,
         etcd,
-        fake: cpu_seconds(s.fake.proc.pid()).unwrap_or(f64::NAN),
+        fake: s.kestra.pid().and_then(cpu_seconds).unwrap_or(f64::NAN),
         bench: own_cpu(),
     }
 }
@@ -89,7 +89,7 @@ pub async fn cold_operator(
     concurrency: u16,
     env: &[String],
 ) -> anyhow::Result<(ColdSide, Instant, String)> {
-    s.fake.reset_counters().await?;
+    s.reset_kestra_counters().await?;
     let api_before = s.cp.request_counts().await;
     let cpu = cpu_mark(s);
     let started = Instant::now();
@@ -117,7 +117,7 @@ pub async fn cold_operator(
     let seconds = last.duration_since(started).as_secs_f64();
     // Let Events and trailing requests finish before reading the counters.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let counters = s.fake.counters().await?;
+    let counters = s.kestra_counters().await?;
     let (rss, hwm) = s.operator()?.memory_mib();
     let side = ColdSide {
         seconds,
@@ -137,13 +137,13 @@ pub async fn cold_baseline(
     concurrency: u16,
     writes: baseline::Writes,
 ) -> anyhow::Result<ColdSide> {
-    s.fake.reset_counters().await?;
+    s.reset_kestra_counters().await?;
     let api_before = s.cp.request_counts().await;
     let cpu = cpu_mark(s);
     let elapsed = baseline::run(
         &s.cp.client,
         NAMESPACE,
-        &s.fake.api,
+        &s.kestra.api,
         &s.items,
         usize::from(concurrency),
         writes,
@@ -151,7 +151,7 @@ pub async fn cold_baseline(
     .await?;
     // Sanity: the watches see every resource Ready, as for the operator.
     s.wait_all_ready(Duration::from_secs(60)).await?;
-    let counters = s.fake.counters().await?;
+    let counters = s.kestra_counters().await?;
     Ok(ColdSide {
         seconds: elapsed.as_secs_f64(),
         kestra: counters.by_route(),
@@ -203,7 +203,7 @@ pub async fn restart(
     concurrency: u16,
     env: &[String],
 ) -> anyhow::Result<(RestartData, Instant)> {
-    s.fake.reset_counters().await?;
+    s.reset_kestra_counters().await?;
     let api_before = s.cp.request_counts().await;
     let started = Instant::now();
     s.start_operator(bin, resync, concurrency, env).await?;
@@ -228,7 +228,7 @@ pub async fn restart(
         RestartData {
             resync: resync.to_string(),
             seconds: done.duration_since(started).as_secs_f64(),
-            kestra: s.fake.counters().await?.by_route(),
+            kestra: s.kestra_counters().await?.by_route(),
             apiserver: delta(&api_before, &s.cp.request_counts().await),
         },
         done,
@@ -328,7 +328,7 @@ pub async fn steady(
     );
     tokio::time::sleep(wait).await;
     s.check_operator()?;
-    s.fake.reset_counters().await?;
+    s.reset_kestra_counters().await?;
     let api_before = s.cp.request_counts().await;
     let cpu = cpu_mark(s);
     let started = Instant::now();
@@ -341,7 +341,7 @@ pub async fn steady(
         rss_max = rss_max.max(s.operator()?.memory_mib().0);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let counters = s.fake.counters().await?;
+    let counters = s.kestra_counters().await?;
     let cpu = cpu_since(s, &cpu);
     let resyncs = elapsed / resync.as_secs_f64();
     let (rss, hwm) = s.operator()?.memory_mib();
@@ -406,9 +406,9 @@ pub async fn drift(
         .iter()
         .map(|i| (i.index, s.tracker.drift_count(&(i.kind, i.name.clone()))))
         .collect();
-    s.fake.reset_counters().await?;
+    s.reset_kestra_counters().await?;
     let started = Instant::now();
-    let kestra = s.fake.api.clone();
+    let kestra = s.kestra.api.clone();
     stream::iter(chosen.iter().cloned())
         .map(|item| {
             let kestra = kestra.clone();
@@ -442,14 +442,14 @@ pub async fn drift(
     for item in &chosen {
         let tag = tags.get(&item.index).copied().unwrap_or(0);
         if item
-            .kestra_holds(&s.fake.api, &item.content(tag))
+            .kestra_holds(&s.kestra.api, &item.content(tag))
             .await
             .unwrap_or(false)
         {
             verified += 1;
         }
     }
-    let counters = s.fake.counters().await?;
+    let counters = s.kestra_counters().await?;
     Ok(DriftData {
         resync_seconds: resync.as_secs_f64(),
         changed: chosen.len(),
@@ -515,7 +515,7 @@ pub async fn apply(
         let deadline = started + Duration::from_secs(30);
         let written = loop {
             if item
-                .kestra_holds(&s.fake.api, &expected)
+                .kestra_holds(&s.kestra.api, &expected)
                 .await
                 .unwrap_or(false)
             {
@@ -626,7 +626,7 @@ pub async fn churn(
     let n = s.n();
     let errors_before = reconcile_errors(&s.operator()?.scrape().await);
     let (warn_before, _) = s.operator()?.warnings();
-    s.fake.reset_counters().await?;
+    s.reset_kestra_counters().await?;
     let api_before = s.cp.request_counts().await;
     let cpu = cpu_mark(s);
     // (index, generation, apply start) per update.
@@ -716,7 +716,7 @@ pub async fn churn(
         }
     }
     let apiserver = delta(&api_before, &s.cp.request_counts().await);
-    let counters = s.fake.counters().await?;
+    let counters = s.kestra_counters().await?;
     let errors_after = reconcile_errors(&s.operator()?.scrape().await);
     let (warn_after, samples) = s.operator()?.warnings();
     let patch_errors = *failed.lock().unwrap_or_else(|p| p.into_inner());

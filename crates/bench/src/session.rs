@@ -1,5 +1,6 @@
-//! One measured setup: a fresh control plane, a private Kestra double, N resources, the watches,
-//! and (for operator sessions) the operator.
+//! One measured setup: a fresh control plane, a Kestra (a private double, or an external one
+//! cleared of the benchmark's objects), N resources, the watches, and (for operator sessions) the
+//! operator.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::env::{ControlPlane, Paths};
-use crate::fake::Fake;
+use crate::kestra::{Counters, Kestra, Target};
 use crate::operator::{Operator, OperatorArgs};
 use crate::resources::{self, Item};
 use crate::tracker::Tracker;
@@ -16,7 +17,8 @@ pub const NAMESPACE: &str = "bench";
 
 pub struct Session {
     pub cp: ControlPlane,
-    pub fake: Fake,
+    pub kestra: Kestra,
+    target: Target,
     pub items: Vec<Item>,
     pub tracker: Tracker,
     pub operator: Option<Operator>,
@@ -28,6 +30,7 @@ pub struct Session {
 impl Session {
     pub async fn new(
         paths: &Paths,
+        target: &Target,
         n: usize,
         latency_ms: u64,
         create_concurrency: usize,
@@ -37,10 +40,14 @@ impl Session {
         let cp = ControlPlane::fresh(paths).await?;
         let logs = paths.logs();
         std::fs::create_dir_all(&logs)?;
-        let fake = Fake::start(&paths.fake_bin, &logs, tag).await?;
-        fake.set_latency(latency_ms).await?;
+        let kestra = Kestra::start(target, &logs, tag).await?;
+        kestra.set_latency(latency_ms).await?;
         cp.create_namespace(NAMESPACE).await?;
         let items = resources::items(n);
+        kestra
+            .remove_items(&items)
+            .await
+            .context("clearing the benchmark's objects from Kestra")?;
         eprintln!("kestra-bench: [{tag}] creating {n} resources");
         let created =
             resources::create_all(&cp.client, NAMESPACE, &items, create_concurrency).await?;
@@ -51,7 +58,8 @@ impl Session {
         );
         Ok(Self {
             cp,
-            fake,
+            kestra,
+            target: target.clone(),
             items,
             tracker,
             operator: None,
@@ -82,10 +90,18 @@ impl Session {
         if let Some(mut old) = self.operator.take() {
             old.proc.stop(Duration::from_secs(15)).await;
         }
+        let (tenant, credential) = match &self.target {
+            Target::External {
+                tenant, credential, ..
+            } => (tenant.as_str(), credential.as_ref()),
+            Target::Double { .. } => (crate::kestra::DEFAULT_TENANT, None),
+        };
         let args = OperatorArgs {
             bin,
             kubeconfig: &self.cp.kubeconfig,
-            kestra_url: &self.fake.url,
+            kestra_url: &self.kestra.url,
+            tenant,
+            credential: credential.map(|c| c.operator_env()),
             namespace: NAMESPACE,
             resync,
             concurrency,
@@ -115,12 +131,37 @@ impl Session {
 
     /// Pids of every process of this session (for telling our CPU from other work).
     pub fn pids(&self) -> Vec<u32> {
-        let mut pids = vec![self.fake.proc.pid()];
+        let mut pids: Vec<u32> = self.kestra.pid().into_iter().collect();
         pids.extend(self.operator.as_ref().map(Operator::pid));
         pids.extend(self.cp.apiserver_pid());
         pids.extend(self.cp.etcd_pid());
         pids.extend(self.cp.env_fake_pid());
         pids
+    }
+
+    /// Count Kestra requests from now on (the double's counters, or the operator's and the
+    /// benchmark's own on an external Kestra).
+    pub async fn reset_kestra_counters(&self) -> anyhow::Result<()> {
+        let samples = self.operator_samples().await;
+        self.kestra
+            .reset_counters(samples.as_ref().map(|(pid, s)| (*pid, s.as_slice())))
+            .await
+    }
+
+    /// Kestra requests since `reset_kestra_counters`.
+    pub async fn kestra_counters(&self) -> anyhow::Result<Counters> {
+        let samples = self.operator_samples().await;
+        self.kestra
+            .counters(samples.as_ref().map(|(pid, s)| (*pid, s.as_slice())))
+            .await
+    }
+
+    async fn operator_samples(&self) -> Option<(u32, Vec<crate::metrics::Sample>)> {
+        if self.target.is_double() {
+            return None;
+        }
+        let operator = self.operator.as_ref()?;
+        Some((operator.pid(), operator.scrape().await))
     }
 
     pub async fn wait_all_ready(&self, timeout: Duration) -> anyhow::Result<Instant> {
@@ -131,7 +172,15 @@ impl Session {
         if let Some(mut op) = self.operator.take() {
             op.proc.stop(Duration::from_secs(10)).await;
         }
-        self.fake.proc.stop(Duration::from_secs(5)).await;
+        if let Some(proc) = self.kestra.proc.as_mut() {
+            proc.stop(Duration::from_secs(5)).await;
+        }
+        if let Err(e) = self.kestra.remove_items(&self.items).await {
+            eprintln!(
+                "kestra-bench: [{}] could not delete every benchmark object from Kestra: {e:#}",
+                self.tag
+            );
+        }
         drop(self.tracker);
         self.cp.down();
     }
