@@ -3,27 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::crd::ConditionStatus;
+use crate::engine::Reason;
+
 /// The kinds, as metric labels.
 pub const KINDS: [&str; 3] = ["KestraFlow", "KestraKeyValue", "KestraNamespaceFile"];
-
-/// Reasons a reconcile can fail with (`ReconcileError::reason`).
-pub const ERROR_REASONS: [&str; 8] = [
-    "InvalidSpec",
-    "ReferenceNotFound",
-    "KestraUnavailable",
-    "Unauthorized",
-    "Rejected",
-    "UnexpectedResponse",
-    "KubernetesError",
-    "LeadershipLost",
-];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -34,7 +25,19 @@ pub struct KindLabels {
 pub struct ErrorLabels {
     pub kind: &'static str,
     /// The status reason of the error (`KestraUnavailable`, `Rejected`, ...).
-    pub reason: &'static str,
+    pub reason: Reason,
+}
+
+impl EncodeLabelValue for Reason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        self.as_str().encode(encoder)
+    }
+}
+
+impl EncodeLabelValue for ConditionStatus {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        self.as_str().encode(encoder)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,7 +65,7 @@ pub struct KestraInfoLabels {
 pub struct ConditionLabels {
     pub kind: &'static str,
     /// `True`, `False` or `Unknown` (the Ready condition).
-    pub ready: &'static str,
+    pub ready: ConditionStatus,
 }
 
 fn duration_histogram() -> Histogram {
@@ -156,7 +159,7 @@ impl Metrics {
             let _ = reconciles.get_or_create(&KindLabels { kind });
             let _ = drift_corrections.get_or_create(&KindLabels { kind });
             let _ = status_write_failures.get_or_create(&KindLabels { kind });
-            for reason in ERROR_REASONS {
+            for &reason in Reason::ERRORS {
                 let _ = reconcile_errors.get_or_create(&ErrorLabels { kind, reason });
             }
         }
@@ -205,5 +208,45 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_reason_has_a_zeroed_series_per_kind() {
+        let text = Metrics::new().encode().unwrap();
+        for kind in KINDS {
+            for reason in Reason::ERRORS {
+                let series = format!(
+                    "kestra_operator_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}} 0\n"
+                );
+                assert!(text.contains(&series), "{series} missing from\n{text}");
+            }
+        }
+        let errors = text
+            .lines()
+            .filter(|l| l.starts_with("kestra_operator_reconcile_errors_total{"))
+            .count();
+        assert_eq!(errors, KINDS.len() * Reason::ERRORS.len());
+    }
+
+    #[test]
+    fn labels_are_the_words_of_status() {
+        let metrics = Metrics::new();
+        metrics
+            .objects
+            .get_or_create(&ConditionLabels {
+                kind: "KestraFlow",
+                ready: ConditionStatus::Unknown,
+            })
+            .set(2);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains("kestra_operator_objects{kind=\"KestraFlow\",ready=\"Unknown\"} 2\n"),
+            "{text}"
+        );
     }
 }

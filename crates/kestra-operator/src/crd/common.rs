@@ -1,5 +1,6 @@
 //! Spec and status pieces shared by the three kinds.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -39,23 +40,68 @@ pub struct ValueSource {
 }
 
 /// A condition in the `metav1.Condition` shape.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// `Ready` or `Stalled`.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: ConditionType,
     /// `True`, `False` or `Unknown`.
-    pub status: String,
+    pub status: ConditionStatus,
     /// A CamelCase word such as `Synced` or `Conflict`.
+    // Text, not `engine::Reason`: a reason this version does not know (written by another
+    // version of the operator) must not make the whole resource unreadable.
     pub reason: String,
     /// What happened and what to do.
     pub message: String,
     /// RFC 3339 time of the last change of `status`.
-    pub last_transition_time: String,
+    #[schemars(schema_with = "date_time")]
+    pub last_transition_time: Time,
     /// The `metadata.generation` this condition was set for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// The kind of a condition (kstatus-compatible).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionType {
+    /// Kestra matches the spec.
+    Ready,
+    /// Nothing progresses until the spec (or another resource) changes.
+    Stalled,
+}
+
+/// Whether a condition holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(holds: bool) -> Self {
+        if holds { Self::True } else { Self::False }
+    }
+}
+
+/// A time as Kubernetes writes it (RFC 3339, whole seconds, UTC).
+fn date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "format": "date-time" })
+}
+
+fn optional_date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": ["string", "null"], "format": "date-time" })
 }
 
 /// What the operator last did with this resource and whether Kestra matches it.
@@ -74,13 +120,15 @@ pub struct KestraStatus<E> {
     pub reason: Option<String>,
     /// When Kestra was last confirmed to match the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_sync_time: Option<String>,
+    #[schemars(schema_with = "optional_date_time")]
+    pub last_sync_time: Option<Time>,
     /// How many times a change made directly in Kestra was reverted.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub drift_corrections: i64,
     /// When a change made directly in Kestra was last reverted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_drift_time: Option<String>,
+    #[schemars(schema_with = "optional_date_time")]
+    pub last_drift_time: Option<Time>,
     /// The Kestra object this resource created or took over (`tenant/namespace/name`).
     /// Only an owned object is ever deleted by this resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,9 @@ pub mod flow;
 pub mod kv;
 pub mod nsfile;
 
-pub use common::{Condition, DeletionPolicy, KestraStatus, KeyRef, ValueSource};
+pub use common::{
+    Condition, ConditionStatus, ConditionType, DeletionPolicy, KestraStatus, KeyRef, ValueSource,
+};
 pub use flow::{KestraFlow, KestraFlowSpec};
 pub use kv::{KestraKeyValue, KestraKeyValueSpec, KvType};
 pub use nsfile::{KestraNamespaceFile, KestraNamespaceFileSpec};

@@ -10,7 +10,8 @@ use super::KindContext;
 use super::adapter::{Adapter, Target};
 use super::error::ReconcileError;
 use super::ownership::{self, Transition};
-use super::reconcile::now_rfc3339;
+use super::reason::Reason;
+use super::reconcile::current_time;
 use super::record::other_resource;
 use super::status::{Outcome, next_conditions, status_changed, summary};
 use crate::crd::DeletionPolicy;
@@ -67,7 +68,7 @@ pub async fn cleanup<A: Adapter>(
             let note = format!(
                 "nothing in Kestra was owned by this resource ({error}); nothing is deleted"
             );
-            finish_cleanup(obj, ctx, "Released", note).await;
+            finish_cleanup(obj, ctx, Reason::Released, note).await;
             return Ok(Cleaned::Done(None));
         }
     };
@@ -79,8 +80,8 @@ pub async fn cleanup<A: Adapter>(
                 std::time::Duration::from_secs(1),
             )));
         }
-        Verdict::Release(note) => ("Released", note),
-        Verdict::Orphan(note) => ("Orphaned", note),
+        Verdict::Release(note) => (Reason::Released, note),
+        Verdict::Orphan(note) => (Reason::Orphaned, note),
         Verdict::Delete => {
             if let Err(error) = ctx.adapter.delete(&ctx.shared.kestra, &target).await {
                 let error = ReconcileError::from(error);
@@ -100,7 +101,7 @@ pub async fn cleanup<A: Adapter>(
                 ctx.patch_status(obj, &next).await?;
             }
             (
-                "Deleted",
+                Reason::Deleted,
                 format!("deleted {} {} from Kestra", A::NOUN, target.key()),
             )
         }
@@ -182,20 +183,20 @@ async fn pending<A: Adapter>(
         error.advice()
     );
     let mut next = status.cloned().unwrap_or_default();
-    let outcome = Outcome::not_ready("DeletionPending", message.clone());
+    let outcome = Outcome::not_ready(Reason::DeletionPending, message.clone());
     next.reason = Some(summary(&outcome));
     next.conditions = next_conditions(
         &next.conditions,
         &outcome,
         obj.meta().generation,
-        &now_rfc3339(),
+        &current_time(),
     );
     if status_changed(status, &next, false) {
         if let Err(e) = ctx.patch_status(obj, &next).await {
             tracing::warn!(kind = A::KIND, error = %e, "status update failed");
         }
         drop(
-            ctx.publish(obj, EventType::Warning, "DeletionPending", message)
+            ctx.publish(obj, EventType::Warning, Reason::DeletionPending, message)
                 .await,
         );
     }
@@ -204,7 +205,7 @@ async fn pending<A: Adapter>(
 async fn finish_cleanup<A: Adapter>(
     obj: &A::Resource,
     ctx: &KindContext<A>,
-    reason: &'static str,
+    reason: Reason,
     note: String,
 ) {
     ctx.forget(obj);
@@ -214,7 +215,7 @@ async fn finish_cleanup<A: Adapter>(
         .publish(obj, EventType::Normal, reason, note.clone())
         .await
         .await;
-    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, "{note}");
+    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = reason.as_str(), "{note}");
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Why a reconcile did not reach Kestra, and what each cause means for status and retries.
 
+use super::reason::Reason;
 use crate::kestra::KestraError;
 
 /// Everything that can stop a reconcile. Each variant knows its status reason, whether the
@@ -31,19 +32,19 @@ pub enum Retry {
 
 impl ReconcileError {
     /// The CamelCase reason shown in status, Events and the metric label.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::InvalidSpec(_) => "InvalidSpec",
-            Self::ReferenceNotFound(_) => "ReferenceNotFound",
-            Self::Kestra(KestraError::Unavailable { .. }) => "KestraUnavailable",
-            Self::Kestra(KestraError::Fenced) => "LeadershipLost",
-            Self::Kestra(KestraError::Unauthorized { .. }) => "Unauthorized",
-            Self::Kestra(KestraError::Rejected { .. }) => "Rejected",
-            Self::Kestra(KestraError::Config(_)) => "InvalidSpec",
+            Self::InvalidSpec(_) => Reason::InvalidSpec,
+            Self::ReferenceNotFound(_) => Reason::ReferenceNotFound,
+            Self::Kestra(KestraError::Unavailable { .. }) => Reason::KestraUnavailable,
+            Self::Kestra(KestraError::Fenced) => Reason::LeadershipLost,
+            Self::Kestra(KestraError::Unauthorized { .. }) => Reason::Unauthorized,
+            Self::Kestra(KestraError::Rejected { .. }) => Reason::Rejected,
+            Self::Kestra(KestraError::Config(_)) => Reason::InvalidSpec,
             Self::Kestra(KestraError::Unexpected { .. } | KestraError::Decode(_)) => {
-                "UnexpectedResponse"
+                Reason::UnexpectedResponse
             }
-            Self::Kube(_) | Self::StatusWrite(_) => "KubernetesError",
+            Self::Kube(_) | Self::StatusWrite(_) => Reason::KubernetesError,
         }
     }
 
@@ -119,9 +120,9 @@ mod tests {
             (KestraError::Config("x".into()).into(), "InvalidSpec", true),
         ];
         for (err, reason, stalled) in cases {
-            assert_eq!(err.reason(), reason, "{err:?}");
+            assert_eq!(err.reason().as_str(), reason, "{err:?}");
             assert!(
-                crate::metrics::ERROR_REASONS.contains(&reason),
+                err.reason().is_error(),
                 "{reason} has a zeroed metric series"
             );
             assert_eq!(err.stalled(), stalled, "{err:?}");

@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod finalizer;
 mod ownership;
+pub mod reason;
 mod reconcile;
 mod record;
 pub mod refs;
@@ -27,7 +28,8 @@ use tokio::sync::mpsc::UnboundedSender;
 pub use adapter::{Adapter, Common, Diff, ObserveMode, Status, Target, Written};
 pub use error::{ReconcileError, Retry};
 pub use events::EventRecorder;
-pub use reconcile::now_rfc3339;
+pub use reason::Reason;
+pub use reconcile::current_time;
 pub use runner::{EngineConfig, Shared, run_kind};
 
 use crate::kestra::KestraClient;
@@ -301,7 +303,7 @@ impl<A: Adapter> KindContext<A> {
         &self,
         obj: &A::Resource,
         type_: EventType,
-        reason: &str,
+        reason: Reason,
         note: String,
     ) -> tokio::task::JoinHandle<()> {
         let note = if note.len() > 1000 {
@@ -316,7 +318,7 @@ impl<A: Adapter> KindContext<A> {
         };
         let event = Event {
             type_,
-            reason: reason.to_string(),
+            reason: reason.as_str().to_string(),
             note: Some(note),
             action: "Sync".to_string(),
             secondary: None,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -17,6 +18,7 @@ use super::finalizer::{
     FinalizerStep, PatchBuildError, finalizer_addition, finalizer_removal, finalizer_step,
 };
 use super::ownership::Claim;
+use super::reason::Reason;
 use super::record::finish;
 use super::sync::sync;
 use super::{FINALIZER, KindContext, RECONCILE_REQUEST_ANNOTATION};
@@ -37,9 +39,11 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> Reason {
         match self {
-            Self::AddFinalizer(_) | Self::RemoveFinalizer(_) | Self::Patch(_) => "KubernetesError",
+            Self::AddFinalizer(_) | Self::RemoveFinalizer(_) | Self::Patch(_) => {
+                Reason::KubernetesError
+            }
             Self::Cleanup(inner) => inner.reason(),
         }
     }
@@ -130,7 +134,7 @@ pub fn error_policy<A: Adapter>(
             reason,
         })
         .inc();
-    tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj.as_ref()), reason, error = %error, "reconcile failed");
+    tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj.as_ref()), reason = reason.as_str(), error = %error, "reconcile failed");
     Action::requeue(ctx.backoff(obj.as_ref()))
 }
 
@@ -178,16 +182,14 @@ pub(super) fn status_params() -> PatchParams {
     PatchParams::apply("kestra-operator").force()
 }
 
-pub fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+/// Now, to the second (as status times are written).
+pub fn current_time() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Time(now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now))
 }
 
-pub(super) fn age(rfc3339: &str) -> Option<Duration> {
-    let then: k8s_openapi::jiff::Timestamp = rfc3339.parse().ok()?;
-    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(then);
+pub(super) fn age(then: &Time) -> Option<Duration> {
+    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(then.0);
     Duration::try_from(elapsed).ok()
 }
 

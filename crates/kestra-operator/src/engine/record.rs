@@ -9,9 +9,10 @@ use kube::runtime::reflector::ObjectRef;
 use super::adapter::{Adapter, Status};
 use super::error::{ReconcileError, Retry};
 use super::ownership::Claim;
-use super::reconcile::{age, jitter, now_rfc3339, resync_delay};
+use super::reason::Reason;
+use super::reconcile::{age, current_time, jitter, resync_delay};
 use super::status::{
-    NOT_REPRESENTABLE, Outcome, next_conditions, ready_condition, status_changed, summary,
+    Outcome, has_reason, next_conditions, ready_condition, status_changed, summary,
     unchanged_sync_message,
 };
 use super::sync::{Change, Step};
@@ -41,9 +42,9 @@ pub async fn finish<A: Adapter>(
     }
     let previous = A::status(obj);
     let mut next: Status<A> = previous.cloned().unwrap_or_default();
-    let now = now_rfc3339();
+    let now = current_time();
     let resync = ctx.resync_period(obj);
-    let mut event: Option<(EventType, &'static str, String)> = None;
+    let mut event: Option<(EventType, Reason, String)> = None;
     // What this reconcile did, when it differs from the status message it keeps.
     let mut log_line: Option<String> = None;
     // A failed sync that may succeed with the same spec does not count as handling it: the
@@ -91,7 +92,7 @@ pub async fn finish<A: Adapter>(
             next.kind = fields;
             next.last_sync_time = Some(now.clone());
             (
-                Outcome::ready("Synced", message),
+                Outcome::ready(Reason::Synced, message),
                 Action::requeue(resync_delay(resync, &target, std::time::SystemTime::now())),
             )
         }
@@ -107,7 +108,7 @@ pub async fn finish<A: Adapter>(
             }
             (
                 Outcome::stalled(
-                    NOT_REPRESENTABLE,
+                    Reason::NotRepresentable,
                     format!(
                         "Kestra keeps {} {} in another form than the spec: {what}; it is not written \
                          again until the spec changes or the annotation {RECONCILE_REQUEST_ANNOTATION} \
@@ -121,7 +122,7 @@ pub async fn finish<A: Adapter>(
         }
         Ok(Step::Suspended) => (
             Outcome::not_ready(
-                "Suspended",
+                Reason::Suspended,
                 "spec.suspend is true: the operator neither reads nor writes Kestra for this \
                  resource, and deleting it leaves the Kestra object in place",
             ),
@@ -135,7 +136,7 @@ pub async fn finish<A: Adapter>(
             next.owned_object = None;
             (
                 Outcome::stalled(
-                    "Conflict",
+                    Reason::Conflict,
                     format!(
                         "the same Kestra {} (or one above or below it) is managed by {}; this one \
                          writes nothing until that resource is deleted or this one names another object",
@@ -153,7 +154,7 @@ pub async fn finish<A: Adapter>(
         }
         Ok(Step::Expired { target }) => (
             Outcome::stalled(
-                "Expired",
+                Reason::Expired,
                 format!(
                     "{} {} expired in Kestra after its ttl; it is not written again until the spec changes \
                      or the annotation {RECONCILE_REQUEST_ANNOTATION} is set to a new value",
@@ -173,7 +174,7 @@ pub async fn finish<A: Adapter>(
                     reason,
                 })
                 .inc();
-            tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason, error = %error, "sync failed");
+            tracing::warn!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = reason.as_str(), error = %error, "sync failed");
             if matches!(error, ReconcileError::Kestra(KestraError::Rejected { .. })) {
                 next.kind = A::rejected_fields(std::mem::take(&mut next.kind));
             }
@@ -197,10 +198,10 @@ pub async fn finish<A: Adapter>(
     let previous_ready = ready_condition(previous);
     // One Event per new outcome: a Synced resource that stays Synced only speaks when it writes.
     let outcome_changed = previous_ready.is_none_or(|c| {
-        c.reason != outcome.reason || (!outcome.ready && c.message != outcome.message)
+        !has_reason(c, outcome.reason) || (!outcome.ready && c.message != outcome.message)
     });
     if event.is_none() && outcome_changed {
-        let type_ = if outcome.ready || outcome.reason == "Suspended" {
+        let type_ = if outcome.ready || outcome.reason == Reason::Suspended {
             EventType::Normal
         } else {
             EventType::Warning
@@ -221,7 +222,7 @@ pub async fn finish<A: Adapter>(
         &now,
     );
     let sync_time_fresh = previous
-        .and_then(|s| s.last_sync_time.as_deref())
+        .and_then(|s| s.last_sync_time.as_ref())
         .is_some_and(|t| age(t).is_some_and(|a| a < ctx.shared.config.status_refresh));
     if status_changed(previous, &next, sync_time_fresh)
         && let Err(e) = ctx.patch_status(obj, &next).await
@@ -233,7 +234,7 @@ pub async fn finish<A: Adapter>(
         // Queued, not awaited: the resource stays, and a cold sync need not wait on its Events.
         drop(ctx.publish(obj, type_, reason, note).await);
     }
-    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason, ready = outcome.ready, "{}", log_line.as_deref().unwrap_or(&outcome.message));
+    tracing::info!(kind = A::KIND, object = %ObjectRef::from_obj(obj), reason = outcome.reason.as_str(), ready = outcome.ready, "{}", log_line.as_deref().unwrap_or(&outcome.message));
     action
 }
 

@@ -22,6 +22,7 @@ use super::events::EventRecorder;
 use super::refs::{RefKind, Reference};
 use super::status::ready_condition;
 use super::{KindContext, RECONCILE_REQUEST_ANNOTATION, reconcile, target_of};
+use crate::crd::ConditionStatus;
 use crate::kestra::KestraClient;
 use crate::metrics::{ConditionLabels, Metrics};
 
@@ -241,15 +242,15 @@ async fn count_objects<A: Adapter>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let mut counts: HashMap<&'static str, i64> =
-            HashMap::from([("True", 0), ("False", 0), ("Unknown", 0)]);
+        let mut counts: HashMap<ConditionStatus, i64> = HashMap::from([
+            (ConditionStatus::True, 0),
+            (ConditionStatus::False, 0),
+            (ConditionStatus::Unknown, 0),
+        ]);
         for store in &stores {
             for obj in store.state() {
-                let ready = match ready_condition(A::status(&obj)).map(|c| c.status.as_str()) {
-                    Some("True") => "True",
-                    Some("False") => "False",
-                    _ => "Unknown",
-                };
+                let ready =
+                    ready_condition(A::status(&obj)).map_or(ConditionStatus::Unknown, |c| c.status);
                 *counts.entry(ready).or_default() += 1;
             }
         }

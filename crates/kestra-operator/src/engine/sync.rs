@@ -8,7 +8,8 @@ use super::KindContext;
 use super::adapter::{Adapter, Diff, ObserveMode, Status, Target};
 use super::error::ReconcileError;
 use super::ownership::{self, Claim, Transition};
-use super::status::{NOT_REPRESENTABLE, ready_condition};
+use super::reason::Reason;
+use super::status::{has_reason, is_ready, ready_condition};
 
 /// What the sync step did to Kestra.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,11 +20,11 @@ pub enum Change {
 }
 
 impl Change {
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Reason {
         match self {
-            Self::Created => "Created",
-            Self::Updated => "Updated",
-            Self::DriftCorrected => "DriftCorrected",
+            Self::Created => Reason::Created,
+            Self::Updated => Reason::Updated,
+            Self::DriftCorrected => Reason::DriftCorrected,
         }
     }
 }
@@ -64,7 +65,7 @@ fn holds_back<A: Adapter>(
 ) -> bool {
     !changed
         && status.is_some_and(|s| s.observed_generation == generation)
-        && ready_condition(status).is_some_and(|c| c.reason == NOT_REPRESENTABLE)
+        && ready_condition(status).is_some_and(|c| has_reason(c, Reason::NotRepresentable))
 }
 
 pub async fn sync<A: Adapter>(
@@ -89,7 +90,7 @@ pub async fn sync<A: Adapter>(
     }
     let desired = ctx.adapter.desired(&ctx.shared.client, obj).await?;
     let prior = status.map(|s| &s.kind);
-    let was_ready = ready_condition(status).is_some_and(|c| c.status == "True");
+    let was_ready = is_ready(status);
     let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str());
     let digest = ctx.digests.hash_one(&desired);
     let last_digest = ctx.last_digest(obj);
@@ -196,7 +197,7 @@ pub fn observe_mode(desired_changed: bool, was_ready: bool, owned: bool) -> Obse
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Condition;
+    use crate::crd::{Condition, ConditionStatus, ConditionType};
 
     #[test]
     fn only_an_unchanged_synced_owned_resource_gets_the_cheap_check() {
@@ -209,19 +210,19 @@ mod tests {
     #[test]
     fn a_resource_kestra_cannot_represent_is_held_back_until_its_spec_changes() {
         use crate::adapters::FlowAdapter;
-        let status = |reason: &str| Status::<FlowAdapter> {
+        let status = |reason: Reason| Status::<FlowAdapter> {
             observed_generation: Some(3),
             conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: "False".into(),
-                reason: reason.into(),
+                type_: ConditionType::Ready,
+                status: ConditionStatus::False,
+                reason: reason.as_str().into(),
                 message: String::new(),
-                last_transition_time: String::new(),
+                last_transition_time: crate::engine::current_time(),
                 observed_generation: Some(3),
             }],
             ..Default::default()
         };
-        let held = status(NOT_REPRESENTABLE);
+        let held = status(Reason::NotRepresentable);
         assert!(holds_back::<FlowAdapter>(Some(&held), Some(3), false));
         assert!(
             !holds_back::<FlowAdapter>(Some(&held), Some(4), false),
@@ -232,7 +233,7 @@ mod tests {
             "requested or changed"
         );
         assert!(!holds_back::<FlowAdapter>(
-            Some(&status("Synced")),
+            Some(&status(Reason::Synced)),
             Some(3),
             false
         ));
