@@ -13,9 +13,11 @@ test:
 	scripts/build-helm >/dev/null
 	cargo test --workspace --no-fail-fast
 
+# Formatting, lints, and cargo-deny (licences, duplicate and banned crates, sources; deny.toml).
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/deny
 
 fmt:
 	cargo fmt --all
