@@ -95,11 +95,8 @@ pub async fn cleanup<A: Adapter>(
             }
             // Said in status before the finalizer goes: should removing it fail, the next
             // attempt sees nothing owned and deletes nothing (a successor may own it by then).
-            if let Some(status) = status {
-                let mut next = status.clone();
-                next.owned_object = None;
-                ctx.patch_status(obj, &next).await?;
-            }
+            // Sent even when the cached status names nothing: the stored one may be newer.
+            ctx.clear_owned_object(obj).await?;
             (
                 Reason::Deleted,
                 format!("deleted {} {} from Kestra", A::NOUN, target.key()),

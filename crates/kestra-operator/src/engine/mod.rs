@@ -20,6 +20,7 @@ use std::hash::RandomState;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -274,16 +275,31 @@ impl<A: Adapter> KindContext<A> {
         obj: &A::Resource,
         status: &Status<A>,
     ) -> Result<(), StatusWriteError> {
+        let patch = reconcile::status_patch::<A>(status);
+        self.send_status_patch(obj, &reconcile::status_params(), &patch)
+            .await
+    }
+
+    /// Clear `status.ownedObject` alone, leaving the rest of the stored status as it is.
+    async fn clear_owned_object(&self, obj: &A::Resource) -> Result<(), StatusWriteError> {
+        let patch = reconcile::owned_object_clearing();
+        self.send_status_patch(obj, &PatchParams::default(), &patch)
+            .await
+    }
+
+    /// Send a patch of the status subresource; bounded in time, and counted when it fails.
+    async fn send_status_patch(
+        &self,
+        obj: &A::Resource,
+        params: &PatchParams,
+        patch: &Patch<serde_json::Value>,
+    ) -> Result<(), StatusWriteError> {
         let api: Api<A::Resource> = Api::namespaced(
             self.shared.client.clone(),
             &obj.namespace().unwrap_or_default(),
         );
-        let (name, params, patch) = (
-            obj.name_any(),
-            reconcile::status_params(),
-            reconcile::status_patch::<A>(status),
-        );
-        let write = api.patch_status(&name, &params, &patch);
+        let name = obj.name_any();
+        let write = api.patch_status(&name, params, patch);
         let result = match tokio::time::timeout(STATUS_WRITE_TIMEOUT, write).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(error)) => Err(StatusWriteError::Api(error)),

@@ -182,6 +182,12 @@ pub(super) fn status_params() -> PatchParams {
     PatchParams::apply("kestra-operator").force()
 }
 
+/// A merge patch clearing `status.ownedObject` and nothing else: an apply of the whole status
+/// would have to start from the cached one, which may be older than the status stored.
+pub(super) fn owned_object_clearing() -> Patch<serde_json::Value> {
+    Patch::Merge(json!({ "status": { "ownedObject": null } }))
+}
+
 /// Now, to the second (as status times are written).
 pub fn current_time() -> Time {
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -234,6 +240,21 @@ pub(super) fn jitter(period: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clearing_the_owned_object_patches_that_field_alone() {
+        let Patch::Merge(body) = owned_object_clearing() else {
+            panic!("a merge patch: null removes the field");
+        };
+        assert_eq!(body, json!({ "status": { "ownedObject": null } }));
+        // The field name is the one the status serializes to.
+        let status = crate::crd::KestraStatus::<()> {
+            owned_object: Some("main/ns/name".into()),
+            ..Default::default()
+        };
+        let written = serde_json::to_value(&status).unwrap();
+        assert_eq!(written["ownedObject"], "main/ns/name");
+    }
 
     #[test]
     fn resources_of_a_namespace_share_resync_slots() {
