@@ -49,22 +49,43 @@ pub enum Cleaned {
     Done(Option<Target>),
 }
 
+/// Which Kestra object cleanup is about, from what status recorded and what the spec names.
+enum Start {
+    Object(Target),
+    /// The spec's object cannot be named, and a write of this process may have created it:
+    /// wait until it can be named (and deleted) rather than leave it behind.
+    Unresolvable(ReconcileError),
+    /// The spec's object cannot be named, and nothing was ever owned: nothing to delete.
+    NothingOwned(ReconcileError),
+}
+
+/// `touched`: whether this process synced or sent a write for the resource.
+fn start(owned: Option<Target>, named: Result<Target, ReconcileError>, touched: bool) -> Start {
+    // The object it owns is the one to clean up, even if the spec's target cannot be resolved
+    // any more (e.g. the operator's tenant setting changed since).
+    match (owned, named) {
+        (Some(owned), _) => Start::Object(owned),
+        (None, Ok(target)) => Start::Object(target),
+        // Nothing was recorded as owned; only a sync of this process may have written.
+        (None, Err(error)) if touched => Start::Unresolvable(error),
+        (None, Err(error)) => Start::NothingOwned(error),
+    }
+}
+
 pub async fn cleanup<A: Adapter>(
     obj: &A::Resource,
     ctx: &KindContext<A>,
 ) -> Result<Cleaned, ReconcileError> {
     let status = A::status(obj);
     let owned_key = status.and_then(|s| s.owned_object.as_deref());
-    // The object it owns is the one to clean up, even if the spec's target cannot be resolved
-    // any more (e.g. the operator's tenant setting changed since).
-    let target = match (owned_key.and_then(parse_owned), ctx.target(obj)) {
-        (Some(owned), _) => owned,
-        (None, Ok(target)) => target,
-        (None, Err(error)) => {
-            // Nothing was recorded as owned; only a sync of this process may have written.
-            if ctx.touched(obj) {
-                return Err(error);
-            }
+    let owned = owned_key.and_then(parse_owned);
+    let target = match start(owned, ctx.target(obj), ctx.touched(obj)) {
+        Start::Object(target) => target,
+        Start::Unresolvable(error) => {
+            pending(obj, ctx, unresolvable_message(A::NOUN, &error)).await;
+            return Err(error);
+        }
+        Start::NothingOwned(error) => {
             let note = format!(
                 "nothing in Kestra was owned by this resource ({error}); nothing is deleted"
             );
@@ -89,7 +110,8 @@ pub async fn cleanup<A: Adapter>(
                     error,
                     ReconcileError::Kestra(crate::kestra::KestraError::Fenced)
                 ) {
-                    pending(obj, ctx, &target, &error).await;
+                    let message = delete_failed_message(A::NOUN, &target, &error);
+                    pending(obj, ctx, message).await;
                 }
                 return Err(error);
             }
@@ -165,20 +187,25 @@ async fn verdict<A: Adapter>(
     }
 }
 
-/// Say in status and in an Event that the delete failed and the resource waits.
-async fn pending<A: Adapter>(
-    obj: &A::Resource,
-    ctx: &KindContext<A>,
-    target: &Target,
-    error: &ReconcileError,
-) {
-    let status = A::status(obj);
-    let message = format!(
-        "deleting {} {} from Kestra failed, the resource stays until it succeeds: {error}; {}",
-        A::NOUN,
+fn delete_failed_message(noun: &str, target: &Target, error: &ReconcileError) -> String {
+    format!(
+        "deleting {noun} {} from Kestra failed, the resource stays until it succeeds: {error}; {}",
         target.key(),
         error.advice()
-    );
+    )
+}
+
+fn unresolvable_message(noun: &str, error: &ReconcileError) -> String {
+    format!(
+        "the Kestra {noun} this resource may have written cannot be named, the resource stays \
+         until it can be deleted: {error}; {}",
+        error.advice()
+    )
+}
+
+/// Say in status and in an Event that the resource waits for its Kestra object to be deleted.
+async fn pending<A: Adapter>(obj: &A::Resource, ctx: &KindContext<A>, message: String) {
+    let status = A::status(obj);
     let mut next = status.cloned().unwrap_or_default();
     let outcome = Outcome::not_ready(Reason::DeletionPending, message.clone());
     next.reason = Some(summary(&outcome));
@@ -229,5 +256,47 @@ mod tests {
         assert_eq!(parse_owned("-/ns/key").unwrap().key(), "-/ns/key");
         assert!(parse_owned("main/ns").is_none());
         assert!(parse_owned("main//x").is_none());
+    }
+
+    #[test]
+    fn cleanup_starts_from_the_owned_object_then_the_spec() {
+        let owned = parse_owned("main/ns/owned").unwrap();
+        let named = parse_owned("main/ns/named").unwrap();
+        let unnamed = || Err(ReconcileError::InvalidSpec("no tenant".into()));
+        for touched in [false, true] {
+            let Start::Object(t) = start(Some(owned.clone()), Ok(named.clone()), touched) else {
+                panic!("the owned object first");
+            };
+            assert_eq!(t, owned);
+            let Start::Object(t) = start(Some(owned.clone()), unnamed(), touched) else {
+                panic!("the owned object even when the spec names none");
+            };
+            assert_eq!(t, owned);
+            let Start::Object(t) = start(None, Ok(named.clone()), touched) else {
+                panic!("else the spec's object");
+            };
+            assert_eq!(t, named);
+        }
+        assert!(matches!(
+            start(None, unnamed(), true),
+            Start::Unresolvable(_)
+        ));
+        assert!(matches!(
+            start(None, unnamed(), false),
+            Start::NothingOwned(_)
+        ));
+    }
+
+    #[test]
+    fn pending_messages_say_why_and_what_to_do() {
+        let error = ReconcileError::InvalidSpec("no tenant".into());
+        let message = unresolvable_message("flow", &error);
+        assert!(message.contains("cannot be named"), "{message}");
+        assert!(message.contains("no tenant"), "{message}");
+        assert!(message.ends_with(error.advice()), "{message}");
+        let target = parse_owned("main/ns/f").unwrap();
+        let message = delete_failed_message("flow", &target, &error);
+        assert!(message.starts_with("deleting flow main/ns/f from Kestra failed"));
+        assert!(message.ends_with(error.advice()), "{message}");
     }
 }
