@@ -87,6 +87,42 @@ fn parse_query(shared: &AppState, params: &[(String, String)]) -> Result<SearchQ
     SearchQuery::parse(params, !shared.config.kestra_version.is_v2())
 }
 
+/// Which flows a bulk change is for.
+enum Selection {
+    /// The flows of a by-ids body, in order: the first missing one stops the change with a 404,
+    /// keeping the changes before it, as Kestra does.
+    Ids(Vec<FlowId>),
+    /// The live flows matching a query; one gone by the time of the change is skipped.
+    Query(SearchQuery),
+}
+
+/// Applies `change` to each selected flow and answers `{"count": n}`, the flows it changed.
+fn for_each_selected_flow(
+    shared: &AppState,
+    tenant: &str,
+    selection: Selection,
+    mut change: impl FnMut(&mut Vec<FlowRevision>) -> bool,
+) -> Result<Json<Value>, ApiError> {
+    let count = shared.write(|store| {
+        let (flow_ids, all_must_exist) = match selection {
+            Selection::Ids(ids) => (ids.into_iter().map(|f| (f.namespace, f.id)).collect(), true),
+            Selection::Query(query) => (matching(store.tenant(tenant), &query), false),
+        };
+        let flows = &mut store.tenant_mut(tenant).flows;
+        let mut count = 0;
+        for (namespace, id) in flow_ids {
+            let history = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id));
+            if history.is_some_and(&mut change) {
+                count += 1;
+            } else if all_must_exist {
+                return Err(no_value_present());
+            }
+        }
+        Ok(count)
+    })?;
+    Ok(Json(json!({ "count": count })))
+}
+
 /// `DELETE /flows/delete/by-query`: soft-deletes every match (without a filter, every flow of
 /// the tenant) and answers `{"count": n}`.
 pub async fn delete_by_query(
@@ -94,21 +130,8 @@ pub async fn delete_by_query(
     Tenant(tenant): Tenant,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = parse_query(&shared, &params)?;
-    let count = shared.write(|store| {
-        let ids = matching(store.tenant(&tenant), &query);
-        let flows = &mut store.tenant_mut(&tenant).flows;
-        let mut count = 0;
-        for (namespace, id) in ids {
-            if let Some(history) = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id))
-                && soft_delete(history)
-            {
-                count += 1;
-            }
-        }
-        Ok(count)
-    })?;
-    Ok(Json(json!({ "count": count })))
+    let selection = Selection::Query(parse_query(&shared, &params)?);
+    for_each_selected_flow(&shared, &tenant, selection, soft_delete)
 }
 
 /// `DELETE /flows/delete/by-ids`: deletes in order and stops with a 404 at the first missing
@@ -118,20 +141,8 @@ pub async fn delete_by_ids(
     Tenant(tenant): Tenant,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let ids = parse_ids(&body)?;
-    let count = shared.write(|store| {
-        let flows = &mut store.tenant_mut(&tenant).flows;
-        let mut count = 0;
-        for FlowId { namespace, id } in ids {
-            let history = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id));
-            if !history.is_some_and(soft_delete) {
-                return Err(no_value_present());
-            }
-            count += 1;
-        }
-        Ok(count)
-    })?;
-    Ok(Json(json!({ "count": count })))
+    let selection = Selection::Ids(parse_ids(&body)?);
+    for_each_selected_flow(&shared, &tenant, selection, soft_delete)
 }
 
 fn zip_response(entries: Vec<(String, String)>) -> Result<Response, ApiError> {
@@ -317,58 +328,14 @@ fn set_disabled(history: &mut Vec<FlowRevision>, disabled: bool) -> bool {
     true
 }
 
-async fn toggle_by_ids(
-    shared: AppState,
-    tenant: String,
-    body: Bytes,
-    disabled: bool,
-) -> Result<Json<Value>, ApiError> {
-    let ids = parse_ids(&body)?;
-    let count = shared.write(|store| {
-        let flows = &mut store.tenant_mut(&tenant).flows;
-        let mut count = 0;
-        for FlowId { namespace, id } in ids {
-            let history = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id));
-            if !history.is_some_and(|h| set_disabled(h, disabled)) {
-                return Err(no_value_present());
-            }
-            count += 1;
-        }
-        Ok(count)
-    })?;
-    Ok(Json(json!({ "count": count })))
-}
-
-async fn toggle_by_query(
-    shared: AppState,
-    tenant: String,
-    params: Vec<(String, String)>,
-    disabled: bool,
-) -> Result<Json<Value>, ApiError> {
-    let query = parse_query(&shared, &params)?;
-    let count = shared.write(|store| {
-        let ids = matching(store.tenant(&tenant), &query);
-        let flows = &mut store.tenant_mut(&tenant).flows;
-        let mut count = 0;
-        for (namespace, id) in ids {
-            if let Some(history) = flows.get_mut(&namespace).and_then(|f| f.get_mut(&id))
-                && set_disabled(history, disabled)
-            {
-                count += 1;
-            }
-        }
-        Ok(count)
-    })?;
-    Ok(Json(json!({ "count": count })))
-}
-
 /// `POST /flows/disable/by-ids`: `{"count": n}`, a new revision per flow.
 pub async fn disable_by_ids(
     State(shared): State<AppState>,
     Tenant(tenant): Tenant,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    toggle_by_ids(shared, tenant, body, true).await
+    let selection = Selection::Ids(parse_ids(&body)?);
+    for_each_selected_flow(&shared, &tenant, selection, |h| set_disabled(h, true))
 }
 
 /// `POST /flows/enable/by-ids`: `{"count": n}`; the source gets `disabled: false`.
@@ -377,7 +344,8 @@ pub async fn enable_by_ids(
     Tenant(tenant): Tenant,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    toggle_by_ids(shared, tenant, body, false).await
+    let selection = Selection::Ids(parse_ids(&body)?);
+    for_each_selected_flow(&shared, &tenant, selection, |h| set_disabled(h, false))
 }
 
 /// `POST /flows/disable/by-query`.
@@ -386,7 +354,8 @@ pub async fn disable_by_query(
     Tenant(tenant): Tenant,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    toggle_by_query(shared, tenant, params, true).await
+    let selection = Selection::Query(parse_query(&shared, &params)?);
+    for_each_selected_flow(&shared, &tenant, selection, |h| set_disabled(h, true))
 }
 
 /// `POST /flows/enable/by-query`.
@@ -395,7 +364,8 @@ pub async fn enable_by_query(
     Tenant(tenant): Tenant,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    toggle_by_query(shared, tenant, params, false).await
+    let selection = Selection::Query(parse_query(&shared, &params)?);
+    for_each_selected_flow(&shared, &tenant, selection, |h| set_disabled(h, false))
 }
 
 fn literal_lookup(
