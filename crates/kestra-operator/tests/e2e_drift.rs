@@ -187,16 +187,19 @@ async fn drift_in_kestra_is_reverted_within_one_resync_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchanged_resyncs_reapplies_requests_and_restarts_write_nothing() {
-    let fake = private_fake(kestra_fake::FakeConfig::default())
-        .await
-        .unwrap();
-    let url = fake.url();
     let ns = namespace("no-churn");
     let kn = ns.kestra.clone();
-    let kestra = Kestra::private(&url);
-    let mut op = start_operator(OpSpec::new(&[&ns.name], "2s").kestra(&url))
-        .await
-        .unwrap();
+    let PrivateKestra {
+        fake: _fake,
+        url,
+        kestra,
+        mut op,
+    } = private_kestra(
+        kestra_fake::FakeConfig::default(),
+        OpSpec::new(&[&ns.name], "2s"),
+    )
+    .await
+    .unwrap();
 
     let source = flow_source("steady", &kn, "");
     let manifests = [

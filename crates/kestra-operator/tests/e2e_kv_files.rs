@@ -529,12 +529,14 @@ async fn binary_files_round_trip_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_expiry_is_reported_and_rewritten_only_on_request() {
     const KV_ROUTE: &str = "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}";
-    let fake = private_fake(FakeConfig::default()).await.unwrap();
-    let url = fake.url();
     let ns = namespace("ttl");
     let kn = ns.kestra.clone();
-    let kestra = Kestra::private(&url);
-    let _op = start_operator(OpSpec::new(&[&ns.name], "1s").kestra(&url))
+    let PrivateKestra {
+        fake: _fake,
+        url,
+        kestra,
+        op: _op,
+    } = private_kestra(FakeConfig::default(), OpSpec::new(&[&ns.name], "1s"))
         .await
         .unwrap();
 
@@ -729,20 +731,20 @@ async fn a_tenant_other_than_main_reaches_its_tenant_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_legacy_api_root_works() {
-    let fake = private_fake(FakeConfig {
-        legacy_root: true,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
-    let url = fake.url();
     let ns = namespace("legacy");
     let kn = ns.kestra.clone();
-    let kestra = Kestra::new(&url, None, None);
-    let _op = start_operator(
-        OpSpec::new(&[&ns.name], "30s")
-            .kestra(&url)
-            .arg("--legacy-api-root"),
+    let config = FakeConfig {
+        legacy_root: true,
+        ..FakeConfig::default()
+    };
+    let PrivateKestra {
+        fake: _fake,
+        url,
+        kestra,
+        op: _op,
+    } = private_kestra(
+        config,
+        OpSpec::new(&[&ns.name], "30s").arg("--legacy-api-root"),
     )
     .await
     .unwrap();
@@ -857,16 +859,18 @@ async fn assert_nowhere(ns: &str, op: &Op, secrets: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_values_never_appear_in_events_status_or_logs() {
-    let fake = private_fake(FakeConfig::default()).await.unwrap();
-    let url = fake.url();
     let ns = namespace("no-leak");
     let kn = ns.kestra.clone();
-    let kestra = Kestra::private(&url);
     let first = secret_value("first");
     let second = secret_value("second");
-    let op = start_operator(
+    let PrivateKestra {
+        fake: _fake,
+        url,
+        kestra,
+        op,
+    } = private_kestra(
+        FakeConfig::default(),
         OpSpec::new(&[&ns.name], "2s")
-            .kestra(&url)
             .arg("--log-level")
             .arg("debug"),
     )
@@ -1008,12 +1012,14 @@ async fn a_secret_value_of_the_wrong_type_is_not_quoted_in_the_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_and_description_changes_are_written() {
     const KV_ROUTE: &str = "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}";
-    let fake = private_fake(FakeConfig::default()).await.unwrap();
-    let url = fake.url();
     let ns = namespace("kv-meta");
     let kn = ns.kestra.clone();
-    let kestra = Kestra::private(&url);
-    let _op = start_operator(OpSpec::new(&[&ns.name], "2s").kestra(&url))
+    let PrivateKestra {
+        fake: _fake,
+        url,
+        kestra,
+        op: _op,
+    } = private_kestra(FakeConfig::default(), OpSpec::new(&[&ns.name], "2s"))
         .await
         .unwrap();
     let manifest =

@@ -259,17 +259,18 @@ async fn a_failed_sync_leaves_the_spec_to_be_handled() {
 /// delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_kestra_2_0_objects_sync_drift_is_restored_and_deletes_touch_only_them() {
-    let fake = private_fake(kestra_fake::FakeConfig {
-        kestra_version: kestra_fake::KestraVersion::V2_0,
-        ..kestra_fake::FakeConfig::default()
-    })
-    .await
-    .unwrap();
-    let url = fake.url();
     let ns = namespace("v20");
     let kn = ns.kestra.clone();
-    let kestra = Kestra::private(&url);
-    let op = start_operator(OpSpec::new(&[&ns.name], "2s").kestra(&url))
+    let config = kestra_fake::FakeConfig {
+        kestra_version: kestra_fake::KestraVersion::V2_0,
+        ..kestra_fake::FakeConfig::default()
+    };
+    let PrivateKestra {
+        fake,
+        url,
+        kestra,
+        op,
+    } = private_kestra(config, OpSpec::new(&[&ns.name], "2s"))
         .await
         .unwrap();
     // A flow nobody manages, in the same Kestra namespace: it must survive everything.
@@ -368,15 +369,19 @@ async fn on_kestra_2_0_objects_sync_drift_is_restored_and_deletes_touch_only_the
 /// object recorded in `status.ownedObject`, instead of losing its finalizer silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unresolvable_target_is_cleaned_up_through_the_owned_object() {
-    let fake = private_fake(kestra_fake::FakeConfig::default())
-        .await
-        .unwrap();
-    let url = fake.url();
     let ns = namespace("unresolvable");
     let kn = ns.kestra.clone();
-    let mut op = start_operator(OpSpec::new(&[&ns.name], "5m").kestra(&url))
-        .await
-        .unwrap();
+    let PrivateKestra {
+        fake,
+        url,
+        kestra,
+        mut op,
+    } = private_kestra(
+        kestra_fake::FakeConfig::default(),
+        OpSpec::new(&[&ns.name], "5m"),
+    )
+    .await
+    .unwrap();
     apply(
         &ns.name,
         &kv_manifest("tenanted", &kn, "tenanted", "  value: kept\n  tenant: t1\n"),
@@ -385,7 +390,7 @@ async fn an_unresolvable_target_is_cleaned_up_through_the_owned_object() {
     .unwrap();
     let obj = wait_ready(&ns.name, "kv/tenanted").await.unwrap();
     assert_eq!(obj["status"]["ownedObject"], format!("t1/{kn}/tenanted"));
-    let t1 = Kestra::private(&url).tenant(Some("t1"));
+    let t1 = kestra.tenant(Some("t1"));
     assert_eq!(t1.kv(&kn, "tenanted").await.unwrap().0, 200);
 
     // Restarted against the tenant-less root: spec.tenant t1 cannot be resolved any more.

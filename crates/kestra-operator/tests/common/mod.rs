@@ -17,6 +17,11 @@ use serde_json::Value;
 use testenv::{Operator, TestEnv, TestNamespace, wait_until};
 use tokio::io::AsyncWriteExt;
 
+mod private_kestra;
+// Not every test binary starts a private double.
+#[allow(unused_imports)]
+pub use private_kestra::*;
+
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_kestra-operator");
 /// Bound of a wait for a resource to become Ready after an apply.
 pub const READY: Duration = Duration::from_secs(45);
