@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use tokio::sync::watch;
@@ -14,37 +15,55 @@ use tokio::sync::watch;
 use super::error::{KestraError, Unavailability};
 use crate::metrics::Metrics;
 
-/// A credential that never shows in Debug output, logs or errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// How the operator authenticates to Kestra.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the operator authenticates to Kestra. Its secrets never show in Debug output, logs or
+/// errors.
+#[derive(Clone)]
 pub enum Auth {
     None,
     /// `Authorization: Bearer <token>` (an EE API token).
-    Bearer(Secret),
+    Bearer(SecretString),
     /// HTTP basic auth from a `user:password` string.
     Basic {
         user: String,
-        password: Secret,
+        password: SecretString,
     },
 }
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Bearer(_) => f
+                .debug_tuple("Bearer")
+                .field(&format_args!("<redacted>"))
+                .finish(),
+            Self::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", &format_args!("<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+impl PartialEq for Auth {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::None, Self::None) => true,
+            (Self::Bearer(a), Self::Bearer(b)) => a.expose_secret() == b.expose_secret(),
+            (
+                Self::Basic { user, password },
+                Self::Basic {
+                    user: other_user,
+                    password: other_password,
+                },
+            ) => user == other_user && password.expose_secret() == other_password.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Auth {}
 
 impl Auth {
     /// Parse `KESTRA_API_BASIC_AUTH`-style `user:password`.
@@ -52,7 +71,7 @@ impl Auth {
         match user_password.split_once(':') {
             Some((user, password)) if !user.is_empty() => Ok(Self::Basic {
                 user: user.to_string(),
-                password: Secret::new(password),
+                password: password.into(),
             }),
             _ => Err(KestraError::Config(
                 "basic auth must be given as user:password".to_string(),
@@ -233,8 +252,10 @@ impl KestraClient {
     fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
         match &self.auth {
             Auth::None => request,
-            Auth::Bearer(token) => request.bearer_auth(token.expose()),
-            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+            Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            Auth::Basic { user, password } => {
+                request.basic_auth(user, Some(password.expose_secret()))
+            }
         }
     }
 
@@ -469,7 +490,7 @@ mod tests {
         let auth = Auth::basic("admin:s3cr3t-pass").unwrap();
         let shown = format!("{auth:?}");
         assert!(!shown.contains("s3cr3t-pass"), "{shown}");
-        assert!(format!("{:?}", Auth::Bearer(Secret::new("tok-123"))).contains("redacted"));
+        assert!(format!("{:?}", Auth::Bearer("tok-123".into())).contains("redacted"));
         assert!(Auth::basic("no-colon").is_err());
     }
 }
