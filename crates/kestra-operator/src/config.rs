@@ -158,8 +158,8 @@ impl RunArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::engine::parse_period(text)
-        .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
+    crate::engine::read_period(text)
+        .map_err(|why| format!("{text:?} is not a duration such as 30s, 5m or 1h: {why}"))
 }
 
 #[cfg(test)]
