@@ -2,6 +2,8 @@
 //! operator costs at rest, and how it copes with drift and churn (issue 5). `make bench` runs it
 //! through `scripts/bench`; results go to `target/bench/runs/<time>/` and `BENCHMARKS.md`.
 
+#![forbid(unsafe_code)]
+
 mod baseline;
 mod env;
 mod kestra;

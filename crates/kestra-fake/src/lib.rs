@@ -42,6 +42,8 @@
 //!
 //! `route` matches as a prefix of the concrete request path. Hook requests are never counted.
 
+#![forbid(unsafe_code)]
+
 mod app;
 mod auth;
 mod config;

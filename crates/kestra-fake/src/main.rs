@@ -1,5 +1,7 @@
 //! `kestra-fake`: the Kestra API double as a process, for the end-to-end tests and the demo.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::kestra::{Auth, ClientConfig, KestraError, Secret};
+use crate::kestra::{Auth, ClientConfig, KestraError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -141,7 +141,7 @@ impl RunArgs {
             _ => None,
         };
         let auth = match (api_key, basic) {
-            (Some(key), _) => Auth::Bearer(Secret::new(key)),
+            (Some(key), _) => Auth::Bearer(key.into()),
             (None, Some(basic)) => Auth::basic(&basic)?,
             (None, None) => Auth::None,
         };
@@ -158,8 +158,8 @@ impl RunArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::engine::parse_period(text)
-        .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
+    crate::engine::read_period(text)
+        .map_err(|why| format!("{text:?} is not a duration such as 30s, 5m or 1h: {why}"))
 }
 
 #[cfg(test)]
@@ -187,7 +187,7 @@ mod tests {
         ]);
         assert_eq!(
             args.client_config().unwrap().auth,
-            Auth::Bearer(Secret::new("tok"))
+            Auth::Bearer("tok".into())
         );
         let shown = format!("{args:?}");
         assert!(!shown.contains("tok") && !shown.contains("u:p"), "{shown}");

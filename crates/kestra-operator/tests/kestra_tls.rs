@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kestra_operator::kestra::{Auth, ClientConfig, KestraClient, KestraError, Secret};
+use kestra_operator::kestra::{Auth, ClientConfig, KestraClient, KestraError};
 use kestra_operator::metrics::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -49,7 +49,7 @@ fn client(url: String, ca_file: Option<std::path::PathBuf>) -> KestraClient {
         ClientConfig {
             url,
             tenant: Some("main".into()),
-            auth: Auth::Bearer(Secret::new("token-for-tls-test")),
+            auth: Auth::Bearer("token-for-tls-test".into()),
             timeout: Duration::from_secs(5),
             ca_file,
             attempts: 1,

@@ -11,6 +11,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod env;
 mod hooks;
 mod kubectl;

@@ -373,35 +373,39 @@ pub fn backoff_delay(failures: u32, min: Duration, max: Duration) -> Duration {
     (base + Duration::from_millis(jitter)).min(max)
 }
 
-/// Parse a period such as `30s`, `5m`, `1h30m` or `500ms`.
+/// Parse a period such as `30s`, `5m`, `1h30m` or `500ms` (Go's duration format, which also
+/// reads `1.5h` or `250us`); `None` for anything else, zero or negative.
 pub fn parse_period(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
+    read_period(text).ok()
+}
+
+/// The longest period read, in bytes. kube's parser panics when a part comes to `u64::MAX`
+/// seconds or more; 16 bytes hold at most 15 digits and a unit, under 10^15 hours, far below.
+pub const PERIOD_MAX_LEN: usize = 16;
+
+/// [`parse_period`], saying why a text is not a period.
+pub fn read_period(text: &str) -> Result<Duration, String> {
+    use kube::core::duration::ParseError;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty".to_string());
     }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let value: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
-        } else if rest.starts_with('s') {
-            (Duration::from_secs(1), 1)
-        } else if rest.starts_with('m') {
-            (Duration::from_secs(60), 1)
-        } else if rest.starts_with('h') {
-            (Duration::from_secs(3600), 1)
-        } else {
-            return None;
-        };
-        total = total.checked_add(unit.checked_mul(u32::try_from(value).ok()?)?)?;
-        rest = &rest[len..];
+    if text.len() > PERIOD_MAX_LEN {
+        return Err(format!("longer than {PERIOD_MAX_LEN} characters"));
     }
-    (!total.is_zero()).then_some(total)
+    // Before parsing: kube's parser also panics on a negative part inside, as in `5m-3s`.
+    if text.contains('-') {
+        return Err("negative durations are refused".to_string());
+    }
+    let period: kube::core::Duration = text.parse().map_err(|e| match e {
+        ParseError::NotANumber(_) => "each unit needs a number before it".to_string(),
+        other => other.to_string(),
+    })?;
+    let period = Duration::from(period);
+    if period.is_zero() {
+        return Err("zero is refused".to_string());
+    }
+    Ok(period)
 }
 
 #[cfg(test)]
@@ -470,6 +474,31 @@ mod tests {
         assert_eq!(parse_period("0s"), None);
         assert_eq!(parse_period(""), None);
         assert_eq!(parse_period("5d"), None);
+    }
+
+    #[test]
+    fn periods_in_go_format_never_negative_and_never_a_panic() {
+        assert_eq!(parse_period(" 1.5h "), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_period("250us"), Some(Duration::from_micros(250)));
+        assert_eq!(
+            parse_period("4294967295h"),
+            Some(Duration::from_secs(4294967295 * 3600))
+        );
+        for refused in ["-5m", "5m-3s", "-0s", "0", "1.2.3s", "5m 3s", "h5"] {
+            assert_eq!(parse_period(refused), None, "{refused:?}");
+        }
+        // Past u64::MAX seconds, or longer than any period needs, is refused: not a panic.
+        for long in [
+            "18446744073709551616s",
+            "999999999999999999999h",
+            "1h1h1h1h1h1h1h1h1h",
+        ] {
+            assert_eq!(parse_period(long), None, "{long:?}");
+        }
+        assert!(parse_period("999999999999999h").is_some());
+        assert!(read_period("-5m").unwrap_err().contains("negative"));
+        assert!(read_period("5d").unwrap_err().contains("'h'"));
+        assert!(read_period("m").unwrap_err().contains("number"));
     }
 
     #[test]

@@ -5,8 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use tokio::sync::watch;
@@ -14,37 +16,55 @@ use tokio::sync::watch;
 use super::error::{KestraError, Unavailability};
 use crate::metrics::Metrics;
 
-/// A credential that never shows in Debug output, logs or errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// How the operator authenticates to Kestra.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the operator authenticates to Kestra. Its secrets never show in Debug output, logs or
+/// errors.
+#[derive(Clone)]
 pub enum Auth {
     None,
     /// `Authorization: Bearer <token>` (an EE API token).
-    Bearer(Secret),
+    Bearer(SecretString),
     /// HTTP basic auth from a `user:password` string.
     Basic {
         user: String,
-        password: Secret,
+        password: SecretString,
     },
 }
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Bearer(_) => f
+                .debug_tuple("Bearer")
+                .field(&format_args!("<redacted>"))
+                .finish(),
+            Self::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", &format_args!("<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+impl PartialEq for Auth {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::None, Self::None) => true,
+            (Self::Bearer(a), Self::Bearer(b)) => a.expose_secret() == b.expose_secret(),
+            (
+                Self::Basic { user, password },
+                Self::Basic {
+                    user: other_user,
+                    password: other_password,
+                },
+            ) => user == other_user && password.expose_secret() == other_password.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Auth {}
 
 impl Auth {
     /// Parse `KESTRA_API_BASIC_AUTH`-style `user:password`.
@@ -52,7 +72,7 @@ impl Auth {
         match user_password.split_once(':') {
             Some((user, password)) if !user.is_empty() => Ok(Self::Basic {
                 user: user.to_string(),
-                password: Secret::new(password),
+                password: password.into(),
             }),
             _ => Err(KestraError::Config(
                 "basic auth must be given as user:password".to_string(),
@@ -85,7 +105,8 @@ pub struct KestraClient {
     root: Url,
     tenant: Option<String>,
     auth: Auth,
-    attempts: u32,
+    /// Waits between the attempts of a call (`ClientConfig::attempts` attempts at most).
+    retries: ExponentialBuilder,
     limiter: Option<Arc<RateLimiter>>,
     metrics: Arc<Metrics>,
     /// Flips to true when this replica may no longer act (the leader Lease was lost): calls in
@@ -153,7 +174,7 @@ impl KestraClient {
             root,
             tenant: config.tenant.filter(|t| !t.is_empty()),
             auth: config.auth,
-            attempts: config.attempts.max(1),
+            retries: retry_policy(config.attempts),
             limiter: config.rate_limit.map(|per_second| {
                 Arc::new(RateLimiter::direct(governor::Quota::per_second(per_second)))
             }),
@@ -185,19 +206,6 @@ impl KestraClient {
 
     fn fenced(&self) -> bool {
         self.fence.as_ref().is_some_and(|lost| *lost.borrow())
-    }
-
-    /// Resolves when the fence closes; never without a fence.
-    async fn fence_closed(&self) {
-        match &self.fence {
-            Some(lost) => {
-                let mut lost = lost.clone();
-                if lost.wait_for(|lost| *lost).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            None => std::future::pending().await,
-        }
     }
 
     /// The tenant a resource's calls go to: its own, else the operator's default.
@@ -233,8 +241,10 @@ impl KestraClient {
     fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
         match &self.auth {
             Auth::None => request,
-            Auth::Bearer(token) => request.bearer_auth(token.expose()),
-            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+            Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            Auth::Basic { user, password } => {
+                request.basic_auth(user, Some(password.expose_secret()))
+            }
         }
     }
 
@@ -247,14 +257,18 @@ impl KestraClient {
         let url = self.url(call.tenant, call.segments);
         let method_name = method_label(&call.method);
         let idempotent = call.method != Method::POST;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let (call, url, build) = (&call, &url, &build);
+        let attempt = || async move {
+            // Fenced, maybe while waiting to try again: no new call starts (nor waits for the
+            // rate limiter).
+            if self.fenced() {
+                return Ok(Err(KestraError::Fenced));
+            }
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
             if self.fenced() {
-                return Err(KestraError::Fenced);
+                return Ok(Err(KestraError::Fenced));
             }
             let request =
                 self.authorize(build(self.http.request(call.method.clone(), url.clone())));
@@ -267,7 +281,7 @@ impl KestraClient {
             };
             let outcome = tokio::select! {
                 outcome = exchange => outcome,
-                () = self.fence_closed() => return Err(KestraError::Fenced),
+                () = fence_closed(self.fence.clone()) => return Ok(Err(KestraError::Fenced)),
             };
             let status = outcome.as_ref().ok().map(|(s, _)| s.as_u16());
             self.metrics
@@ -276,14 +290,26 @@ impl KestraClient {
                 Ok((s, _)) => idempotent && matches!(s.as_u16(), 502..=504),
                 Err(e) => idempotent || is_connect_error(e),
             };
-            if retryable && attempt < self.attempts {
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100 * 3u64.pow(attempt - 1))) => {}
-                    () = self.fence_closed() => return Err(KestraError::Fenced),
-                }
-                continue;
+            if retryable {
+                Err(Transient(outcome))
+            } else {
+                Ok(outcome)
             }
-            return outcome;
+        };
+        // The wait between attempts ends early when the fence closes (the next attempt then
+        // returns `Fenced` at once).
+        let fence = self.fence.clone();
+        let pause = move |delay| {
+            let fence = fence.clone();
+            async move {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = fence_closed(fence) => {}
+                }
+            }
+        };
+        match attempt.retry(self.retries).sleep(pause).await {
+            Ok(outcome) | Err(Transient(outcome)) => outcome,
         }
     }
 
@@ -314,6 +340,33 @@ pub(super) fn header_safe(value: &str) -> bool {
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, KestraError> {
     serde_json::from_slice(body).map_err(|e| KestraError::Decode(e.to_string()))
+}
+
+/// An attempt's outcome that another attempt may improve on: no answer (for an idempotent call,
+/// or a call that could not connect), or 502/503/504 to an idempotent call.
+struct Transient(Result<(StatusCode, Bytes), KestraError>);
+
+/// Waits between the attempts of a call: 100 ms, then three times longer each time, each plus
+/// up to as much again at random (so that calls failing together do not retry in step).
+fn retry_policy(attempts: u32) -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_factor(3.0)
+        .without_max_delay()
+        .with_max_times(attempts.saturating_sub(1) as usize)
+        .with_jitter()
+}
+
+/// Resolves when the fence closes; never without a fence (or once its sender is gone).
+async fn fence_closed(fence: Option<watch::Receiver<bool>>) {
+    match fence {
+        Some(mut lost) => {
+            if lost.wait_for(|lost| *lost).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -464,12 +517,100 @@ mod tests {
         assert!(parse_root("https://kestra.example:8443/prefix").is_ok());
     }
 
+    /// A server answering 503 to everything, and the number of requests it got.
+    async fn unavailable_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let router = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (url, hits)
+    }
+
+    fn retrying_client(url: &str) -> KestraClient {
+        KestraClient::new(
+            ClientConfig {
+                url: url.to_string(),
+                tenant: Some("main".into()),
+                auth: Auth::None,
+                timeout: Duration::from_secs(5),
+                ca_file: None,
+                attempts: 3,
+                rate_limit: None,
+            },
+            Metrics::new(),
+        )
+        .expect("valid test config")
+    }
+
+    fn call(method: Method) -> Call<'static> {
+        Call {
+            route: "/api/v1/{tenant}/flows",
+            method,
+            tenant: Some("main"),
+            segments: &["flows"],
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotent_calls_are_retried_with_growing_waits() {
+        let (url, hits) = unavailable_server().await;
+        let kestra = retrying_client(&url);
+        let started = Instant::now();
+        let (status, body) = kestra.send(call(Method::GET), |r| r).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!((status.as_u16(), &body[..]), (503, &b"busy"[..]));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // 100 then 300 ms, each with up to as much again of jitter.
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+        assert!(took < Duration::from_millis(2000), "{took:?}");
+        // A POST may have been applied: it is not sent twice.
+        let (status, _) = kestra.send(call(Method::POST), |r| r).await.unwrap();
+        assert_eq!(status.as_u16(), 503);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn the_fence_ends_the_wait_between_attempts() {
+        let (url, hits) = unavailable_server().await;
+        let (lose, lost) = watch::channel(false);
+        let mut kestra = retrying_client(&url).fenced_by(lost);
+        // A wait long enough that only the fence can end it within the test.
+        kestra.retries = retry_policy(3).with_min_delay(Duration::from_secs(60));
+        let closer = tokio::spawn({
+            let hits = hits.clone();
+            async move {
+                while hits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                // The answer is in by then: the call waits to try again.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                lose.send_replace(true);
+                lose
+            }
+        });
+        let started = Instant::now();
+        let result = kestra.send(call(Method::GET), |r| r).await;
+        assert!(matches!(result, Err(KestraError::Fenced)), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        drop(closer.await);
+        // Once fenced, no call starts.
+        let result = kestra.send(call(Method::GET), |r| r).await;
+        assert!(matches!(result, Err(KestraError::Fenced)), "{result:?}");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn secrets_are_redacted_in_debug() {
         let auth = Auth::basic("admin:s3cr3t-pass").unwrap();
         let shown = format!("{auth:?}");
         assert!(!shown.contains("s3cr3t-pass"), "{shown}");
-        assert!(format!("{:?}", Auth::Bearer(Secret::new("tok-123"))).contains("redacted"));
+        assert!(format!("{:?}", Auth::Bearer("tok-123".into())).contains("redacted"));
         assert!(Auth::basic("no-colon").is_err());
     }
 }
