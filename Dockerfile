@@ -7,8 +7,8 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-alpine AS build
-# ring (TLS) compiles a little C and assembly
-RUN apk add --no-cache musl-dev
+# ring (TLS) compiles a little C and assembly; jemalloc (the allocator) builds with make
+RUN apk add --no-cache musl-dev make
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates

@@ -3,6 +3,11 @@
 use clap::Parser;
 use kestra_operator::config::{Cli, Command};
 
+// jemalloc returns freed pages to the system on its own; glibc's malloc kept them in per-thread
+// arenas (steady-state RSS and CPU compared in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -103,7 +103,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "metrics server failed");
         }
     });
-    tokio::spawn(crate::memory::trim_periodically(stop_rx.clone()));
     let stop_tx_for_server = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;

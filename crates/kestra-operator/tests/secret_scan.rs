@@ -650,6 +650,14 @@ async fn the_doubles_test_hooks_are_unreachable_unless_enabled() -> anyhow::Resu
         env().root.join(target)
     };
     let bin = target.join("debug/kestra-fake");
+    if !bin.is_file() {
+        // A test environment reused from an earlier run may not have built it in this target dir.
+        let built = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "kestra-fake"])
+            .current_dir(&env().root)
+            .status()?;
+        ensure!(built.success(), "cargo build -p kestra-fake failed");
+    }
     ensure!(
         bin.is_file(),
         "{} is missing (scripts/testenv up builds it)",
