@@ -15,16 +15,32 @@ use crate::app::{ApiPath, ApiQuery, AppState, Tenant};
 use crate::config::ErrorFormat;
 use crate::errors::ApiError;
 
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$").expect("static regex"));
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static DATE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}$").expect("static regex"));
 /// ISO-8601 durations with any of the date and time parts (`P1D`, `PT5S`, `P1Y2M`).
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static ISO_DURATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[-+]?P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+([.,]\d+)?S)?)?$")
         .expect("static regex")
 });
 /// What `java.time.Duration.parse` accepts, which is what the `ttl` header goes through.
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static JAVA_DURATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?i)^([-+]?)P(?:([-+]?\d+)D)?(T(?:([-+]?\d+)H)?(?:([-+]?\d+)M)?(?:([-+]?\d+)(?:[.,](\d{0,9}))?S)?)?$",
@@ -520,6 +536,10 @@ enum NamespaceFilter {
     In(Vec<String>),
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static FILTER_KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^filters\[(\w+)\]\[(\w+)\]$").expect("static regex"));
 

@@ -2,6 +2,12 @@
 //! cross-cutting behaviour (auth, roots, error formats, tenants, persistence) and the hooks.
 //! Each test starts its own double in-process on 127.0.0.1:0.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 #[path = "contract/common.rs"]
 mod common;
 #[path = "contract/cross.rs"]

@@ -29,13 +29,13 @@ pub struct ErrorLabels {
 }
 
 impl EncodeLabelValue for Reason {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         self.as_str().encode(encoder)
     }
 }
 
 impl EncodeLabelValue for ConditionStatus {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         self.as_str().encode(encoder)
     }
 }

@@ -6,6 +6,12 @@
 //!
 //! `BAD_INPUT_TABLE=path` writes the catalogue as the markdown table of docs/reliability.md.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,6 +1,12 @@
 //! The committed CRD YAML (plain manifests and the Helm chart's copy) must be exactly what the
 //! Rust types generate. Regenerate both with `make crds`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 #[test]
 fn committed_crds_match_the_types() {
     let generated = kestra_operator::crd::crds_yaml().expect("CRDs render");

@@ -1,6 +1,12 @@
 //! End to end: what admission refuses (schema and CEL rules, with their messages), and what it
 //! cannot see (the flow YAML itself) ending in status with no write to Kestra.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::Duration;

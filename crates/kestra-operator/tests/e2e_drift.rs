@@ -1,6 +1,12 @@
 //! End to end: changes made directly in Kestra are reverted within one resync period; an
 //! unchanged resync, an identical re-apply, a requested reconcile and a restart write nothing.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

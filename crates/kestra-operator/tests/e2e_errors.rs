@@ -2,6 +2,12 @@
 //! condition and recovers. Every test here has its own in-process double, so the faults it
 //! injects touch nobody else.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::Duration;

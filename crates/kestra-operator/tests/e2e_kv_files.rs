@@ -2,6 +2,12 @@
 //! binary files, tenants, the legacy API root, and Secret values kept out of everything the
 //! operator writes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::Duration;

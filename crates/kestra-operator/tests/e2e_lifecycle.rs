@@ -1,6 +1,12 @@
 //! End to end: the documented manifests, kubectl's view of the resources, updates, deletion
 //! policies and conflicts between resources naming one Kestra object.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

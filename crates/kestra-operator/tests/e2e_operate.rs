@@ -1,6 +1,12 @@
 //! Operating the operator: metrics and probes, leader election with failover, and the same
 //! documented manifests against a real Kestra when one is given.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

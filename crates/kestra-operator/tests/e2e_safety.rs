@@ -2,6 +2,12 @@
 //! playing Kestra 1.3 (names Kestra stores as one, overlapping paths, suspended deletion,
 //! values Kestra keeps in another form, retries after a failed sync).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::Duration;

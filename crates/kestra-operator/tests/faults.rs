@@ -15,6 +15,12 @@
 //! `make faults` (`FAULTS_N`, default 1000), which renders `target/faults/results.jsonl` into
 //! docs/reliability.md.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -55,6 +61,7 @@ fn repo_root() -> PathBuf {
 /// Points the test environment at a control plane of this process's own, started on first use
 /// and stopped by a watchdog when the process exits. Call it (holding SERIAL) before anything
 /// else reads the environment.
+#[allow(unsafe_code, reason = "std::env::set_var is unsafe since edition 2024")]
 fn plane_dir() -> &'static Path {
     PLANE.get_or_init(|| {
         let root = repo_root();

@@ -1,6 +1,12 @@
 //! The Kestra client against the double: no request reaches another object than the one it
 //! names, whatever the name (literal routes, recursive deletes), and a lost lease stops calls.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -1,6 +1,12 @@
 //! TLS to Kestra: a custom CA is trusted when given, an unknown certificate is refused, and an
 //! https URL never falls back to plain HTTP.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

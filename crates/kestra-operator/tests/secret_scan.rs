@@ -7,6 +7,12 @@
 //! in the environment, Debug output of the settings, and the Kestra double's test hooks, which
 //! must not be reachable unless enabled.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! Proves the test environment: the pinned control plane, CEL admission, the Kestra double
 //! with its credentials, and per-test namespaces.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
+
 use std::time::Duration;
 
 use anyhow::Context;

@@ -22,6 +22,10 @@ use crate::app::{ApiQuery, AppState, Tenant};
 use crate::errors::ApiError;
 use crate::store::TenantStore;
 
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static DISABLED_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^disabled:[ \t]*(true|false)[ \t]*$").expect("static regex"));
 

@@ -138,6 +138,10 @@ pub fn import_source(
     source: &str,
     v2: bool,
 ) -> Result<(), ApiError> {
+    #[expect(
+        clippy::expect_used,
+        reason = "a literal pattern; every test that uses it would fail first"
+    )]
     static NAMESPACE_LINE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(?m)^namespace:.*$").expect("static regex"));
     let source = NAMESPACE_LINE

@@ -64,6 +64,10 @@ impl FlowCheck {
     }
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static ERROR_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"line (\d+) column (\d+)").expect("static regex"));
 

@@ -191,6 +191,10 @@ fn compile(root: &Value, definition: &str) -> Validator {
 }
 
 impl FlowSchema {
+    #[expect(
+        clippy::expect_used,
+        reason = "the schema is compiled in; the replay tests load it"
+    )]
     fn load(text: &str, v2: bool) -> Self {
         let mut root: Value = serde_json::from_str(text).expect("the recorded flow schema is JSON");
         anchor_patterns(&mut root);

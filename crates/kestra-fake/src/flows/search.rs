@@ -32,6 +32,10 @@ pub struct SearchQuery {
     sort: Option<(String, bool)>,
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static FILTER_KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^filters\[(\w+)\]\[(\w+)\](?:\[([^\]]*)\])?$").expect("static regex")
 });

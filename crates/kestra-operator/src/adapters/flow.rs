@@ -1,6 +1,6 @@
 //! KestraFlow adapter: the YAML source is the whole desired state.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use crate::crd::flow::{FlowStatusFields, KestraFlow};
@@ -162,7 +162,7 @@ impl Adapter for FlowAdapter {
                 None => ObservedFlow::Absent,
             }
         };
-        let mut absent = self.absent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut absent = self.absent.lock();
         if observed == ObservedFlow::Absent {
             absent.insert(target.clone());
         } else {
@@ -204,11 +204,7 @@ impl Adapter for FlowAdapter {
                     message: "Kestra said the flow exists, then that it does not".to_string(),
                 })
         };
-        let absent = self
-            .absent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(target);
+        let absent = self.absent.lock().remove(target);
         // A flow just read as absent is created (then updated if a concurrent writer created it
         // in between); otherwise update first (the usual case after creation), create when absent,
         // and update again if a concurrent writer created it in between.
@@ -288,10 +284,7 @@ impl Adapter for FlowAdapter {
     }
 
     fn forget(&self, target: &Target) {
-        self.absent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(target);
+        self.absent.lock().remove(target);
     }
 
     async fn delete(&self, kestra: &KestraClient, target: &Target) -> Result<(), KestraError> {

@@ -1,7 +1,9 @@
 //! KestraKeyValue adapter: typed values, ttl and expiry.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use k8s_openapi::jiff::Timestamp;
@@ -75,8 +77,8 @@ impl KeyValueAdapter {
         .map(|listing| listing.rows)
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Target, (String, KvEntry)>> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    fn seen(&self) -> parking_lot::MutexGuard<'_, HashMap<Target, (String, KvEntry)>> {
+        self.seen.lock()
     }
 
     /// The entry read last time, when the listing row shows the key not updated since then.

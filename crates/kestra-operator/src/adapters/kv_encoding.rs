@@ -30,11 +30,19 @@ impl std::hash::Hash for Encoded {
 }
 
 /// Java's `Duration.parse` grammar: days, hours, minutes, seconds.
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^[-+]?P(?:[-+]?[0-9]+D)?(?:T(?:[-+]?[0-9]+H)?(?:[-+]?[0-9]+M)?(?:[-+]?[0-9]+(?:[.,][0-9]{0,9})?S)?)?$")
         .expect("static regex")
 });
 /// An Ion timestamp with a time and an offset.
+#[expect(
+    clippy::expect_used,
+    reason = "a literal pattern; every test that uses it would fail first"
+)]
 static DATETIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:[0-9]{2})$")
         .expect("static regex")

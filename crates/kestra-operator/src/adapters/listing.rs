@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::engine::Target;
@@ -113,7 +115,7 @@ impl<T> NamespaceListings<T> {
         Fut: Future<Output = Result<Vec<(String, T)>, KestraError>>,
     {
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slots = self.slots.lock();
             slots.entry(self.key(target)).or_default().clone()
         };
         let mut cached = slot.lock().await;

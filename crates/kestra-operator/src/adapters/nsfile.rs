@@ -1,7 +1,7 @@
 //! KestraNamespaceFile adapter: bytes compared exactly, uploaded as multipart.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -94,8 +94,8 @@ fn seen_from(row: Option<&FileStat>, content: &[u8], read_at_ms: i64) -> Option<
 }
 
 impl NamespaceFileAdapter {
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Target, SeenFile>> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    fn seen(&self) -> parking_lot::MutexGuard<'_, HashMap<Target, SeenFile>> {
+        self.seen.lock()
     }
 }
 

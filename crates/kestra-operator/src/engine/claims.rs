@@ -6,7 +6,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::DefaultHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use kube::Resource;
@@ -158,7 +160,7 @@ impl ClaimIndex {
         event: &Event<K>,
         target_of: impl Fn(&K) -> Option<Target>,
     ) -> Vec<String> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.lock();
         // The watch delivers again: whatever it missed comes as a relist or as the events
         // since its last resource version.
         inner.stale.remove(scope);
@@ -213,7 +215,6 @@ impl ClaimIndex {
     pub fn watch_failed(&self, scope: &Option<String>) {
         self.inner
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .stale
             .insert(scope.clone(), Instant::now());
     }
@@ -223,7 +224,7 @@ impl ClaimIndex {
     /// from its resource version in a namespace where nothing changed delivers nothing: it
     /// counts as caught up `STALE_GRACE` after its last failure.
     pub fn relisting(&self) -> bool {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.inner.lock();
         !inner.relisting.is_empty()
             || inner
                 .stale
@@ -234,7 +235,7 @@ impl ClaimIndex {
     /// The resources naming `target`, or an object above or below it in the directory tree
     /// (a file `x` and a file `x/y` cannot both exist).
     pub fn claimants(&self, target: &Target) -> Vec<Claimant> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.inner.lock();
         let claimant = |uid: &Arc<str>, e: &Entry| Claimant {
             uid: uid.to_string(),
             claim: e.claim.clone(),
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(uids(&index, "g"), vec!["u2"]);
         index.observe(&all, &Event::Delete(obj("u2", "b", "y", "g")), target_of);
         assert!(uids(&index, "g").is_empty());
-        let inner = index.inner.lock().unwrap();
+        let inner = index.inner.lock();
         assert!(!inner.by_target.contains_key(&bucket(&target("g"))));
         assert_eq!(inner.by_uid.len(), 1);
     }
@@ -355,7 +356,7 @@ mod tests {
             target_of,
         );
         // Only the directory above the remaining claim is left.
-        let inner = index.inner.lock().unwrap();
+        let inner = index.inner.lock();
         assert_eq!(inner.by_ancestor.len(), 1);
     }
 

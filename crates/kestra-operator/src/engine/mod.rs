@@ -17,7 +17,9 @@ mod sync;
 
 use std::collections::HashMap;
 use std::hash::RandomState;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
@@ -69,13 +71,7 @@ pub struct TargetLocks {
 
 impl TargetLocks {
     pub async fn lock(&self, target: &Target) -> TargetGuard<'_> {
-        let lock = self
-            .locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(target.clone())
-            .or_default()
-            .clone();
+        let lock = self.locks.lock().entry(target.clone()).or_default().clone();
         let guard = lock.clone().lock_owned().await;
         TargetGuard {
             locks: self,
@@ -94,7 +90,7 @@ pub struct TargetGuard<'a> {
 
 impl Drop for TargetGuard<'_> {
     fn drop(&mut self) {
-        let mut locks = self.locks.locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self.locks.locks.lock();
         // The map holds one reference and this guard another: nobody else waits, drop the entry.
         if locks
             .get(&self.target)
@@ -118,18 +114,9 @@ pub struct Memory {
 
 impl Memory {
     pub fn forget(&self, uid: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-        self.last_digests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-        self.wrote
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+        self.failures.lock().remove(uid);
+        self.last_digests.lock().remove(uid);
+        self.wrote.lock().remove(uid);
     }
 }
 
@@ -206,11 +193,7 @@ impl<A: Adapter> KindContext<A> {
 
     /// Exponential backoff per object, capped.
     fn backoff(&self, obj: &A::Resource) -> Duration {
-        let mut failures = self
-            .memory
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut failures = self.memory.failures.lock();
         let count = failures.entry(object_key(obj)).or_insert(0);
         *count = count.saturating_add(1);
         backoff_delay(
@@ -221,18 +204,13 @@ impl<A: Adapter> KindContext<A> {
     }
 
     fn reset_failures(&self, obj: &A::Resource) {
-        self.memory
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&object_key(obj));
+        self.memory.failures.lock().remove(&object_key(obj));
     }
 
     fn last_digest(&self, obj: &A::Resource) -> Option<u64> {
         self.memory
             .last_digests
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(&object_key(obj))
             .copied()
     }
@@ -241,28 +219,17 @@ impl<A: Adapter> KindContext<A> {
         self.memory
             .last_digests
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(object_key(obj), digest);
     }
 
     /// Say that a write for `obj`'s object is about to be sent.
     fn note_write(&self, obj: &A::Resource) {
-        self.memory
-            .wrote
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(object_key(obj));
+        self.memory.wrote.lock().insert(object_key(obj));
     }
 
     /// Whether this process synced or wrote `obj`'s object (its status may not say so yet).
     fn touched(&self, obj: &A::Resource) -> bool {
-        self.last_digest(obj).is_some()
-            || self
-                .memory
-                .wrote
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&object_key(obj))
+        self.last_digest(obj).is_some() || self.memory.wrote.lock().contains(&object_key(obj))
     }
 
     fn forget(&self, obj: &A::Resource) {
@@ -440,7 +407,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(
-            locks.locks.lock().unwrap().is_empty(),
+            locks.locks.lock().is_empty(),
             "no entry is kept for an object nobody acts on"
         );
     }
@@ -448,20 +415,12 @@ mod tests {
     #[test]
     fn memory_is_per_uid_and_forgotten() {
         let memory = Memory::default();
-        memory.failures.lock().unwrap().insert("uid-1".into(), 3);
-        memory
-            .last_digests
-            .lock()
-            .unwrap()
-            .insert("uid-1".into(), 7);
-        memory
-            .last_digests
-            .lock()
-            .unwrap()
-            .insert("uid-2".into(), 8);
+        memory.failures.lock().insert("uid-1".into(), 3);
+        memory.last_digests.lock().insert("uid-1".into(), 7);
+        memory.last_digests.lock().insert("uid-2".into(), 8);
         memory.forget("uid-1");
-        assert!(memory.failures.lock().unwrap().is_empty());
-        assert_eq!(memory.last_digests.lock().unwrap().len(), 1);
+        assert!(memory.failures.lock().is_empty());
+        assert_eq!(memory.last_digests.lock().len(), 1);
     }
 
     #[test]
