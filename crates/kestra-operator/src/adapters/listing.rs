@@ -138,7 +138,9 @@ impl<T> NamespaceListings<T> {
 pub fn if_offered<T>(listing: Result<T, KestraError>) -> Result<Option<T>, KestraError> {
     match listing {
         Ok(listing) => Ok(Some(listing)),
-        Err(KestraError::Unexpected { .. } | KestraError::Decode(_)) => Ok(None),
+        Err(KestraError::Unexpected { .. } | KestraError::Decode(_) | KestraError::Json(_)) => {
+            Ok(None)
+        }
         Err(other) => Err(other),
     }
 }

@@ -41,9 +41,9 @@ impl ReconcileError {
             Self::Kestra(KestraError::Unauthorized { .. }) => Reason::Unauthorized,
             Self::Kestra(KestraError::Rejected { .. }) => Reason::Rejected,
             Self::Kestra(KestraError::Config(_)) => Reason::InvalidSpec,
-            Self::Kestra(KestraError::Unexpected { .. } | KestraError::Decode(_)) => {
-                Reason::UnexpectedResponse
-            }
+            Self::Kestra(
+                KestraError::Unexpected { .. } | KestraError::Decode(_) | KestraError::Json(_),
+            ) => Reason::UnexpectedResponse,
             Self::Kube(_) | Self::StatusWrite(_) => Reason::KubernetesError,
         }
     }
@@ -80,9 +80,9 @@ impl ReconcileError {
                 "check the operator's Kestra credentials (KESTRA_API_API_KEY or KESTRA_API_BASIC_AUTH) and their permissions; retrying with backoff"
             }
             Self::Kestra(KestraError::Rejected { .. }) => "fix the spec so that Kestra accepts it",
-            Self::Kestra(KestraError::Unexpected { .. } | KestraError::Decode(_)) => {
-                "retrying with backoff; check the Kestra URL and version"
-            }
+            Self::Kestra(
+                KestraError::Unexpected { .. } | KestraError::Decode(_) | KestraError::Json(_),
+            ) => "retrying with backoff; check the Kestra URL and version",
             Self::Kube(_) | Self::StatusWrite(_) => "retrying with backoff",
         }
     }

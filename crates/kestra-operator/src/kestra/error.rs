@@ -46,6 +46,9 @@ pub enum KestraError {
     /// The answer could not be read as the documented shape.
     #[error("could not read Kestra's answer: {0}")]
     Decode(String),
+    /// The answer was not the JSON the route documents.
+    #[error("could not read Kestra's answer: {0}")]
+    Json(#[source] serde_json::Error),
     /// The operator's own settings make the request impossible.
     #[error("{0}")]
     Config(String),
@@ -95,6 +98,16 @@ impl KestraError {
                 message: scrub(message),
             },
             Self::Decode(message) => Self::Decode(scrub(message)),
+            // serde_json may quote a value of the body: keep the typed error unless it holds one.
+            Self::Json(e) => {
+                let text = e.to_string();
+                let scrubbed = scrub(text.clone());
+                if scrubbed == text {
+                    Self::Json(e)
+                } else {
+                    Self::Decode(scrubbed)
+                }
+            }
             other @ (Self::Config(_) | Self::Fenced) => other,
         }
     }
@@ -222,6 +235,18 @@ pub fn error_message(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_error_keeps_its_source_unless_it_quotes_a_secret() {
+        use std::error::Error as _;
+        let bad = |body: &str| KestraError::Json(serde_json::from_str::<u64>(body).unwrap_err());
+        let plain = bad(r#""text""#).without(&["tok-123"]);
+        assert!(matches!(plain, KestraError::Json(_)));
+        assert!(plain.source().is_some());
+        let quoted = bad(r#""tok-123""#).without(&["tok-123"]);
+        assert!(matches!(quoted, KestraError::Decode(_)), "{quoted:?}");
+        assert!(!quoted.to_string().contains("tok-123"), "{quoted}");
+    }
 
     #[test]
     fn parses_legacy_json_error() {

@@ -56,8 +56,7 @@ impl KestraClient {
                     .get("updated")
                     .and_then(|u| u.as_str())
                     .map(str::to_string);
-                let entry: KvEntry = serde_json::from_value(value)
-                    .map_err(|e| KestraError::Decode(e.to_string()))?;
+                let entry: KvEntry = serde_json::from_value(value).map_err(KestraError::Json)?;
                 Ok((KvRead::Found(entry), stamp))
             }
             404 => Ok((KvRead::Missing, None)),

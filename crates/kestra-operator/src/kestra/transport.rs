@@ -339,7 +339,7 @@ pub(super) fn header_safe(value: &str) -> bool {
 }
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, KestraError> {
-    serde_json::from_slice(body).map_err(|e| KestraError::Decode(e.to_string()))
+    serde_json::from_slice(body).map_err(KestraError::Json)
 }
 
 /// An attempt's outcome that another attempt may improve on: no answer (for an idempotent call,
