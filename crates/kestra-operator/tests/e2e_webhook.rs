@@ -264,7 +264,7 @@ async fn dry_run_creates(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, run on demand"]
 async fn webhook_latency() {
-    const N: usize = 200;
+    const N: usize = 1000;
     let ns = namespace("webhook-bench");
     let kn = ns.kestra.as_str();
     let port = free_port();
