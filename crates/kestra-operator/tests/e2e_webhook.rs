@@ -18,92 +18,6 @@ use common::*;
 use kestra_fake::FakeConfig;
 use testenv::wait_until;
 
-/// Kestra 1.3's message for a Log task without `message` (as recorded from Kestra 1.3.31).
-const KESTRA_MESSAGE: &str = "Validation error: t.message: must not be null";
-
-fn source(id: &str, kestra_ns: &str, valid: bool) -> String {
-    let message = if valid { "    message: hi\n" } else { "" };
-    format!(
-        "id: {id}\nnamespace: {kestra_ns}\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n{message}"
-    )
-}
-
-fn flow(name: &str, kestra_ns: &str, valid: bool) -> String {
-    flow_manifest(name, name, kestra_ns, &source(name, kestra_ns, valid), "")
-}
-
-/// A ValidatingWebhookConfiguration for the test's namespace only, removed when dropped.
-struct Registration {
-    name: String,
-}
-
-impl Registration {
-    async fn create(name: &str, ns: &str, port: u16) -> anyhow::Result<Self> {
-        let yaml = format!(
-            r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: {name}
-webhooks:
-  - name: validate.model.kestra.io
-    admissionReviewVersions: ["v1"]
-    sideEffects: None
-    failurePolicy: Ignore
-    timeoutSeconds: 5
-    clientConfig:
-      url: https://127.0.0.1:{port}/validate
-    namespaceSelector:
-      matchLabels:
-        kubernetes.io/metadata.name: {ns}
-    rules:
-      - apiGroups: ["model.kestra.io"]
-        apiVersions: ["v1alpha1"]
-        operations: ["CREATE", "UPDATE"]
-        resources: ["kestraflows", "kestrakeyvalues", "kestranamespacefiles"]
-"#
-        );
-        let args = ["apply", "-f", "-"];
-        let output = kubectl_stdin(&args, &yaml).await?;
-        ensure!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(Self {
-            name: name.to_string(),
-        })
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let _ = env().kubectl([
-            "delete",
-            "validatingwebhookconfiguration",
-            &self.name,
-            "--ignore-not-found",
-            "--wait=false",
-        ]);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn apply_with_stderr(ns: &str, yaml: &str, extra: &[&str]) -> anyhow::Result<(bool, String)> {
-    let mut args = vec!["-n", ns, "apply", "-f", "-"];
-    args.extend_from_slice(extra);
-    let output = kubectl_stdin(&args, yaml).await?;
-    Ok((
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_invalid_flows_with_kestras_message_and_never_blocks() {
     let ns = namespace("webhook");
@@ -111,7 +25,7 @@ async fn the_webhook_refuses_invalid_flows_with_kestras_message_and_never_blocks
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let registration_name = format!("kestra-operator-{}", ns.name);
-    let _registration = Registration::create(&registration_name, &ns.name, port)
+    let _registration = Registration::create(&registration_name, &ns.name, port, None)
         .await
         .unwrap();
     let PrivateKestra {
@@ -270,7 +184,7 @@ async fn webhook_latency() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let registration_name = format!("kestra-operator-{}", ns.name);
-    let registration = Registration::create(&registration_name, &ns.name, port)
+    let registration = Registration::create(&registration_name, &ns.name, port, None)
         .await
         .unwrap();
     let PrivateKestra {
