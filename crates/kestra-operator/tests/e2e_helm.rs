@@ -1398,6 +1398,20 @@ async fn chart_identity_syncs_the_documented_manifests() -> anyhow::Result<()> {
         holder.trim() == pod,
         "the Lease is held by {holder:?}, want {pod:?}"
     );
+    // the webhook's CA in the chart's ValidatingWebhookConfiguration, written with the chart's RBAC
+    let configuration = format!("{}-{FULLNAME}", release.name);
+    wait_until(READY_TIMEOUT, POLL, || async {
+        let bundle = env.kubectl_ok([
+            "get",
+            "validatingwebhookconfiguration",
+            &configuration,
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ])?;
+        ensure!(!bundle.trim().is_empty(), "no caBundle yet");
+        Ok(())
+    })
+    .await?;
     // deletion (the Kestra objects, then the finalizers) works under the same identity
     app.kubectl_ok(["delete", "--wait=false"].into_iter().chain(DOCUMENTED))?;
     wait_until(READY_TIMEOUT, POLL, || async {
@@ -1746,6 +1760,14 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
             r.clone(),
         ]);
     }
+    // the webhook's CA bundle: that one configuration
+    let own_configuration = format!(
+        "validatingwebhookconfigurations.admissionregistration.k8s.io/{}-{FULLNAME}",
+        release.name
+    );
+    for verb in ["get", "update"] {
+        allowed.push(vec![verb.into(), own_configuration.clone()]);
+    }
     let allowed: Vec<Vec<&str>> = allowed
         .iter()
         .map(|c| c.iter().map(String::as_str).collect())
@@ -1755,7 +1777,19 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
 
     let lease_other = "leases.coordination.k8s.io/someone-elses-lease";
     let own_lease = format!("leases.coordination.k8s.io/{FULLNAME}");
+    let other_configuration =
+        "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses";
     let refused: &[&[&str]] = &[
+        &["update", other_configuration],
+        &[
+            "create",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io",
+        ],
+        &["delete", &own_configuration],
+        &[
+            "patch",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ],
         &["delete", "secrets", &a],
         &["create", "secrets", &a],
         &["update", "secrets", &a],
