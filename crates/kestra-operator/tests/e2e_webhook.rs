@@ -89,6 +89,12 @@ async fn the_webhook_refuses_invalid_flows_with_kestras_message_and_never_blocks
         stderr.contains("spec.type NUMBER needs a number, and \"twelve\" is not one"),
         "{stderr}"
     );
+    let kv = kv_manifest("ttl", kn, "ttl", "  value: v\n  ttl: P99999999999999D\n");
+    let stderr = apply_refused(&ns.name, &kv).await.unwrap();
+    assert!(
+        stderr.contains("spec.ttl \"P99999999999999D\" is too long"),
+        "{stderr}"
+    );
     let kv = kv_manifest("num", kn, "num", "  type: NUMBER\n  value: \"12\"\n");
     apply(&ns.name, &kv).await.unwrap();
 
