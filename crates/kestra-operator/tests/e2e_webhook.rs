@@ -98,6 +98,27 @@ async fn the_webhook_refuses_invalid_flows_with_kestras_message_and_never_blocks
     let kv = kv_manifest("num", kn, "num", "  type: NUMBER\n  value: \"12\"\n");
     apply(&ns.name, &kv).await.unwrap();
 
+    // A namespace file whose contentBase64 matches the schema but is not base64 (no padding).
+    let file = file_manifest("file", kn, "a.bin", "  contentBase64: abc\n");
+    let stderr = apply_refused(&ns.name, &file).await.unwrap();
+    assert!(
+        stderr.contains("spec.contentBase64 is not valid base64"),
+        "{stderr}"
+    );
+
+    // Kestra's notes on a valid flow come back as warnings that kubectl prints.
+    let legacy = flow_manifest("legacy", "legacy", kn, &flow_source("legacy", kn, ""), "");
+    let (ok, stderr) = apply_with_stderr(&ns.name, &legacy, &["--dry-run=server"])
+        .await
+        .unwrap();
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "Warning: Kestra: io.kestra.core.tasks.log.Log is replaced by io.kestra.plugin.core.log.Log"
+        ),
+        "{stderr}"
+    );
+
     // A valid flow is accepted and synced.
     apply(&ns.name, &flow("good", kn, true)).await.unwrap();
     wait_ready(&ns.name, "kestraflow/good").await.unwrap();
