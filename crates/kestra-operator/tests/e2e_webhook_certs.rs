@@ -146,3 +146,25 @@ async fn every_replica_serves_and_keeps_its_ca_in_the_bundle() {
     .unwrap();
     drop(leader);
 }
+
+/// `failurePolicy: Fail` (the chart's option): with the webhook unreachable the API server
+/// refuses the apply, where `Ignore` lets it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_failure_policy_fail_an_unreachable_webhook_blocks_the_apply() {
+    let ns = namespace("webhook-fail");
+    let name = format!("kestra-operator-{}", ns.name);
+    // Nobody listens on this port.
+    let _registration = Registration::create_with(&name, &ns.name, free_port(), None, "Fail")
+        .await
+        .unwrap();
+    let stderr = wait_until(Duration::from_secs(30), POLL, || async {
+        let (ok, stderr) =
+            apply_with_stderr(&ns.name, &flow("valid", &ns.kestra, true), &[]).await?;
+        ensure!(!ok, "not refused yet: {stderr}");
+        Ok(stderr)
+    })
+    .await
+    .unwrap();
+    assert!(stderr.contains("failed calling webhook"), "{stderr}");
+    assert!(!exists(&ns.name, "kestraflow/valid").await.unwrap());
+}

@@ -26,12 +26,22 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// With `ca_bundle` (PEM) set, or left for the operator to fill.
+    /// With `ca_bundle` (PEM) set, or left for the operator to fill; failurePolicy Ignore.
     pub async fn create(
         name: &str,
         ns: &str,
         port: u16,
         ca_bundle: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        Self::create_with(name, ns, port, ca_bundle, "Ignore").await
+    }
+
+    pub async fn create_with(
+        name: &str,
+        ns: &str,
+        port: u16,
+        ca_bundle: Option<&str>,
+        failure_policy: &str,
     ) -> anyhow::Result<Self> {
         use base64::Engine as _;
         let ca_bundle = ca_bundle
@@ -51,7 +61,7 @@ webhooks:
   - name: validate.model.kestra.io
     admissionReviewVersions: ["v1"]
     sideEffects: None
-    failurePolicy: Ignore
+    failurePolicy: {failure_policy}
     timeoutSeconds: 5
     clientConfig:
       url: https://127.0.0.1:{port}/validate{ca_bundle}
