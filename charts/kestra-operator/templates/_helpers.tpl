@@ -98,3 +98,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/* The webhook's Service, Certificate and Secret name. */}}
+{{- define "kestra-operator.webhookName" -}}
+{{- printf "%s-webhook" (include "kestra-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The ValidatingWebhookConfiguration (cluster-wide, so named after the namespace too). */}}
+{{- define "kestra-operator.webhookConfiguration" -}}
+{{- printf "%s-%s" .Release.Namespace (include "kestra-operator.fullname" .) | trunc 253 }}
+{{- end }}

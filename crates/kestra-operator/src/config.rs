@@ -100,6 +100,28 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: POD_NAME, else the host name and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Serve the validating admission webhook (HTTPS) on this address; off when unset.
+    #[arg(long, env = "WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// Names the generated webhook certificate is valid for (DNS names or IP addresses),
+    /// comma-separated, e.g. the Service's `NAME.NAMESPACE.svc`.
+    #[arg(
+        long,
+        env = "WEBHOOK_CERT_NAMES",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1"
+    )]
+    pub webhook_cert_names: Vec<String>,
+    /// Serve `tls.crt`/`tls.key` of this directory (e.g. from cert-manager) instead of a
+    /// generated certificate.
+    #[arg(long, env = "WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+    /// ValidatingWebhookConfiguration whose caBundle trusts the generated certificate.
+    #[arg(long, env = "WEBHOOK_CONFIGURATION")]
+    pub webhook_configuration: Option<String>,
+    /// Bound of Kestra's validation of a flow at admission (below the API server's 5 s).
+    #[arg(long, env = "WEBHOOK_KESTRA_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub webhook_kestra_timeout: Duration,
 }
 
 impl std::fmt::Debug for RunArgs {
@@ -123,6 +145,29 @@ impl std::fmt::Debug for RunArgs {
 }
 
 impl RunArgs {
+    /// The webhook's settings, when it is on.
+    pub fn webhook(&self) -> Option<crate::webhook::WebhookConfig> {
+        use crate::webhook::{ANSWER_WITHIN, CertSource, WebhookConfig};
+        let addr = self.webhook_addr?;
+        let cert = match &self.webhook_cert_dir {
+            Some(dir) => CertSource::Directory(dir.clone()),
+            None => CertSource::Generated {
+                names: self
+                    .webhook_cert_names
+                    .iter()
+                    .filter(|n| !n.is_empty())
+                    .cloned()
+                    .collect(),
+            },
+        };
+        Some(WebhookConfig {
+            addr,
+            cert,
+            configuration: self.webhook_configuration.clone().filter(|n| !n.is_empty()),
+            kestra_timeout: self.webhook_kestra_timeout.min(ANSWER_WITHIN),
+        })
+    }
+
     /// The Kestra client settings, with credentials from values or files.
     pub fn client_config(&self) -> Result<ClientConfig, KestraError> {
         let read = |path: &PathBuf| {
@@ -203,5 +248,29 @@ mod tests {
             Some("main")
         );
         assert_eq!(args.namespaces, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn the_webhook_is_off_unless_given_an_address() {
+        assert!(parse(&["--kestra-url", "http://k"]).webhook().is_none());
+        let webhook = parse(&[
+            "--kestra-url",
+            "http://k",
+            "--webhook-addr",
+            "127.0.0.1:9443",
+            "--webhook-cert-names",
+            "op.ns.svc,127.0.0.1",
+            "--webhook-kestra-timeout",
+            "1m",
+        ])
+        .webhook()
+        .unwrap();
+        assert_eq!(
+            webhook.cert,
+            crate::webhook::CertSource::Generated {
+                names: vec!["op.ns.svc".into(), "127.0.0.1".into()]
+            }
+        );
+        assert_eq!(webhook.kestra_timeout, crate::webhook::ANSWER_WITHIN);
     }
 }

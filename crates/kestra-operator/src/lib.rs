@@ -10,3 +10,4 @@ pub mod kestra;
 pub mod metrics;
 pub mod operator;
 pub mod server;
+pub mod webhook;

@@ -103,6 +103,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "metrics server failed");
         }
     });
+    // Every replica serves the webhook, leader or not.
+    let webhook = match args.webhook() {
+        Some(config) => {
+            let checker = Arc::new(crate::webhook::Checker {
+                client: client.clone(),
+                kestra: shared.kestra.clone(),
+                kestra_timeout: config.kestra_timeout,
+            });
+            Some(crate::webhook::server::start(config, checker, stop_rx.clone()).await?)
+        }
+        None => None,
+    };
     let stop_tx_for_server = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -137,6 +149,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // The controllers are done: stop the metrics server too (also after a lost lease).
     let _ = stop_tx_for_server.send(true);
     let _ = server.await;
+    if let Some(webhook) = webhook {
+        let _ = webhook.await;
+    }
     tracing::info!("stopped");
     result
 }

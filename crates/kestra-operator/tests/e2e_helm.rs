@@ -153,6 +153,15 @@ fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// The metrics Service (the webhook has its own).
+fn metrics_service(objects: &[Value]) -> &Value {
+    let name = format!("{FULLNAME}-metrics");
+    of_kind(objects, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("no Service {name}"))
+}
+
 fn container(objects: &[Value]) -> &Value {
     let deployment = one(objects, "Deployment");
     let containers = deployment["spec"]["template"]["spec"]["containers"]
@@ -600,8 +609,9 @@ fn renders_a_configured_metrics_port() {
     let c = container(&objects);
     assert_eq!(env_of(&objects)["METRICS_ADDR"]["value"], "0.0.0.0:9464");
     let ports = c["ports"].as_array().expect("ports");
-    assert_eq!(ports.len(), 1);
+    assert_eq!(ports.len(), 2, "metrics and webhook");
     assert_eq!(ports[0]["containerPort"], 9464);
+    assert_eq!(ports[1]["name"], "webhook");
     // a named port resolves to the container port of that name
     let container_port = |port: &Value| -> Value {
         match port.as_str() {
@@ -620,7 +630,7 @@ fn renders_a_configured_metrics_port() {
             "{probe}"
         );
     }
-    let service = one(&objects, "Service");
+    let service = metrics_service(&objects);
     let service_ports = service["spec"]["ports"].as_array().expect("Service ports");
     assert_eq!(service_ports.len(), 1);
     assert_eq!(container_port(&service_ports[0]["targetPort"]), 9464);
@@ -794,7 +804,7 @@ fn assert_common(objects: &[Value]) {
         "metadata.name"
     );
     assert!(env["KESTRA_API_URL"]["value"].is_string());
-    let service = one(objects, "Service");
+    let service = metrics_service(objects);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
     assert_eq!(
         service["spec"]["selector"],
@@ -827,8 +837,15 @@ fn renders_the_documented_api_key() {
     let (kinds, role_namespaces) = rbac(&objects);
     assert_eq!(
         kinds,
-        ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
-        "cluster-wide, plus the leader-election Role"
+        [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding"
+        ],
+        "cluster-wide and the webhook's configuration, plus the leader-election Role"
     );
     assert_eq!(role_namespaces, ["ops"]);
     assert!(!env.contains_key("WATCH_NAMESPACES"));
@@ -922,14 +939,18 @@ fn renders_roles_per_watched_namespace() {
     assert_eq!(
         kinds,
         [
+            "ClusterRole",
+            "ClusterRoleBinding",
             "Role",
             "Role",
             "Role",
             "RoleBinding",
             "RoleBinding",
             "RoleBinding"
-        ]
+        ],
+        "the one ClusterRole is the webhook configuration's"
     );
+    assert_webhook_role_only(&objects, "ops");
     assert_eq!(role_namespaces, ["ops", "team-a", "team-b"]);
     for binding in of_kind(&objects, "RoleBinding") {
         assert_eq!(
@@ -969,7 +990,15 @@ fn renders_the_other_options() {
     // one replica without leader election: no Lease RBAC, and no overlap during a rollout
     let objects = render("ops", &["--set", "leaderElection.enabled=false"]).unwrap();
     assert!(!env_of(&objects).contains_key("LEADER_ELECTION"));
-    assert_eq!(rbac(&objects).0, ["ClusterRole", "ClusterRoleBinding"]);
+    assert_eq!(
+        rbac(&objects).0,
+        [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding"
+        ]
+    );
     assert_eq!(
         one(&objects, "Deployment")["spec"]["strategy"]["type"],
         "Recreate"
@@ -1262,8 +1291,9 @@ fn start_as_chart(
     let mut vars: Vec<(&str, &str)> =
         vec![("KESTRA_API_BASIC_AUTH", ""), ("KESTRA_API_API_KEY", "")];
     vars.extend(resolved.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    // the chart's 0.0.0.0:8080 would collide between tests running at once
+    // the chart's 0.0.0.0:8080 and 0.0.0.0:9443 would collide between tests running at once
     vars.push(("METRICS_ADDR", "127.0.0.1:0"));
+    vars.push(("WEBHOOK_ADDR", "127.0.0.1:0"));
     vars.push(("KUBECONFIG", &kubeconfig));
     vars.extend_from_slice(overrides);
     let args: Vec<&str> = container(objects)["args"]
@@ -1368,6 +1398,20 @@ async fn chart_identity_syncs_the_documented_manifests() -> anyhow::Result<()> {
         holder.trim() == pod,
         "the Lease is held by {holder:?}, want {pod:?}"
     );
+    // the webhook's CA in the chart's ValidatingWebhookConfiguration, written with the chart's RBAC
+    let configuration = format!("{}-{FULLNAME}", release.name);
+    wait_until(READY_TIMEOUT, POLL, || async {
+        let bundle = env.kubectl_ok([
+            "get",
+            "validatingwebhookconfiguration",
+            &configuration,
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ])?;
+        ensure!(!bundle.trim().is_empty(), "no caBundle yet");
+        Ok(())
+    })
+    .await?;
     // deletion (the Kestra objects, then the finalizers) works under the same identity
     app.kubectl_ok(["delete", "--wait=false"].into_iter().chain(DOCUMENTED))?;
     wait_until(READY_TIMEOUT, POLL, || async {
@@ -1617,10 +1661,7 @@ async fn chart_identity_with_watched_namespaces_and_existing_secret() -> anyhow:
             "leaderElection.enabled=false",
         ],
     )?;
-    ensure!(
-        of_kind(&objects, "ClusterRole").is_empty(),
-        "no ClusterRole"
-    );
+    assert_webhook_role_only(&objects, &release.name);
     let _cleanup = install(env, &release.name, &objects)?;
     let (mut op, _pod) = start_as_chart(env, &release.name, &objects, &[])?;
     assert_running(&mut op).await?;
@@ -1719,6 +1760,14 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
             r.clone(),
         ]);
     }
+    // the webhook's CA bundle: that one configuration
+    let own_configuration = format!(
+        "validatingwebhookconfigurations.admissionregistration.k8s.io/{}-{FULLNAME}",
+        release.name
+    );
+    for verb in ["get", "update"] {
+        allowed.push(vec![verb.into(), own_configuration.clone()]);
+    }
     let allowed: Vec<Vec<&str>> = allowed
         .iter()
         .map(|c| c.iter().map(String::as_str).collect())
@@ -1728,7 +1777,19 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
 
     let lease_other = "leases.coordination.k8s.io/someone-elses-lease";
     let own_lease = format!("leases.coordination.k8s.io/{FULLNAME}");
+    let other_configuration =
+        "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses";
     let refused: &[&[&str]] = &[
+        &["update", other_configuration],
+        &[
+            "create",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io",
+        ],
+        &["delete", &own_configuration],
+        &[
+            "patch",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ],
         &["delete", "secrets", &a],
         &["create", "secrets", &a],
         &["update", "secrets", &a],
@@ -1766,3 +1827,7 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
     assert_can(env, &release.name, refused, false)?;
     Ok(())
 }
+
+#[path = "helm/webhook.rs"]
+mod webhook;
+use webhook::assert_webhook_role_only;

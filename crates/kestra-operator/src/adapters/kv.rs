@@ -14,7 +14,7 @@ use crate::engine::{Adapter, Common, Diff, ObserveMode, ReconcileError, Status, 
 use crate::kestra::{KestraClient, KestraError, KvEntry, KvRead, KvSummary, KvWrite};
 
 use super::flow::tenant_suffix;
-use super::kv_encoding::{Encoded, encode, expiry, matches, same_instant};
+use super::kv_encoding::{Encoded, check_ttl, encode, expiry, matches, same_instant};
 use super::listing::{NamespaceListings, if_offered};
 
 #[derive(Clone, Debug, Hash, PartialEq)]
@@ -203,6 +203,9 @@ impl Adapter for KeyValueAdapter {
         })?;
         if let Some(description) = &r.spec.description {
             check_description(description).map_err(ReconcileError::InvalidSpec)?;
+        }
+        if let Some(ttl) = &r.spec.ttl {
+            check_ttl(ttl, Timestamp::now()).map_err(ReconcileError::InvalidSpec)?;
         }
         Ok(DesiredValue {
             encoded,

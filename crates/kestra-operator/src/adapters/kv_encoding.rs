@@ -285,6 +285,17 @@ pub fn expiry(ttl: &str, now: Timestamp) -> Option<Timestamp> {
     now.checked_add(parse_duration(ttl)?).ok()
 }
 
+/// A `ttl` the schema lets through but no expiry can be computed for (a part too large: past
+/// the year 9999), with why.
+pub fn check_ttl(ttl: &str, now: Timestamp) -> Result<(), String> {
+    match expiry(ttl, now) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "spec.ttl {ttl:?} is too long: the entry would expire after the year 9999"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +307,15 @@ mod tests {
             value,
             expiration_date: None,
         }
+    }
+
+    #[test]
+    fn a_ttl_must_end_before_the_year_10000() {
+        let now = Timestamp::UNIX_EPOCH;
+        assert!(check_ttl("PT5M", now).is_ok());
+        assert!(check_ttl("P36500D", now).is_ok());
+        let err = check_ttl("P99999999999999D", now).unwrap_err();
+        assert!(err.contains("too long"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::KestraError;
 use super::transport::{Call, KestraClient, decode, yaml_body};
-use super::types::{Flow, FlowSummary};
+use super::types::{Flow, FlowSummary, FlowValidation};
 
 /// One flow named in a bulk body.
 #[derive(Serialize)]
@@ -151,6 +151,39 @@ impl KestraClient {
             s => Err(KestraError::from_status(s, &body)),
         }
     }
+
+    /// Kestra's verdict on a flow source without storing anything: one item per YAML document,
+    /// checked to come in order (a source holds one flow, but `---` splits it into several).
+    pub async fn validate_flow(
+        &self,
+        tenant: Option<&str>,
+        source: &str,
+    ) -> Result<Vec<FlowValidation>, KestraError> {
+        let call = Call {
+            route: "/api/v1/{tenant}/flows/validate",
+            method: Method::POST,
+            tenant,
+            segments: &["flows", "validate"],
+        };
+        let body = self.expect_ok(call, |r| yaml_body(r, source)).await?;
+        validations(decode(&body)?)
+    }
+}
+
+/// The items of a validate answer, when there is at least one and they come in order.
+fn validations(items: Vec<FlowValidation>) -> Result<Vec<FlowValidation>, KestraError> {
+    if items.is_empty() {
+        return Err(KestraError::Decode(
+            "Kestra's validation answer holds no result".to_string(),
+        ));
+    }
+    if let Some((position, item)) = items.iter().enumerate().find(|(i, v)| v.index != *i) {
+        return Err(KestraError::Decode(format!(
+            "Kestra's validation answer has index {} at position {position}",
+            item.index
+        )));
+    }
+    Ok(items)
 }
 
 /// The flow of an answer, when it is the one asked for.
@@ -181,5 +214,32 @@ mod tests {
         assert!(the_flow(flow("a", "b"), "a", "b").is_ok());
         assert!(the_flow(flow("a", "c"), "a", "b").is_err());
         assert!(the_flow(flow("x", "b"), "a", "b").is_err());
+    }
+
+    #[test]
+    fn a_validate_answer_is_read_with_its_messages_one_per_line() {
+        let body = br#"[{"index": 0, "namespace": "tx", "flow": "hello",
+            "constraints": "Validation error: tasks[t].message: must not be null\n",
+            "outdated": false, "deprecationPaths": ["tasks[0].type"], "warnings": ["w"],
+            "infos": []}, {"index": 1, "constraints": "Validation error: Invalid type: x",
+            "outdated": false}]"#;
+        let items = validations(decode(body).unwrap()).unwrap();
+        assert_eq!(
+            items[0].violations(),
+            ["Validation error: tasks[t].message: must not be null"]
+        );
+        assert_eq!(items[0].deprecation_paths, ["tasks[0].type"]);
+        assert!(!items[1].is_valid() && items[1].flow.is_none());
+        let valid: Vec<FlowValidation> =
+            decode(br#"[{"index": 0, "flow": "ok", "outdated": false}]"#).unwrap();
+        assert!(valid[0].is_valid());
+    }
+
+    #[test]
+    fn a_validate_answer_out_of_shape_is_refused() {
+        assert!(validations(Vec::new()).is_err());
+        let shifted: Vec<FlowValidation> = decode(br#"[{"index": 1, "outdated": false}]"#).unwrap();
+        assert!(validations(shifted).is_err());
+        assert!(decode::<Vec<FlowValidation>>(br#"{"index": 0}"#).is_err());
     }
 }

@@ -12,4 +12,4 @@ pub use error::{KestraError, Unavailability, error_message};
 pub use kv::KvWrite;
 pub use server::{Dialect, ServerInfo};
 pub use transport::{Auth, ClientConfig, KestraClient};
-pub use types::{FileStat, Flow, FlowSummary, KvEntry, KvRead, KvSummary};
+pub use types::{FileStat, Flow, FlowSummary, FlowValidation, KvEntry, KvRead, KvSummary};

@@ -72,3 +72,45 @@ pub enum KvRead {
     /// The key exists but its ttl has passed (HTTP 410).
     Expired,
 }
+
+/// One document's verdict from `POST flows/validate`. Problems come in the 200 body: a
+/// non-empty `constraints` means Kestra would refuse the flow.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowValidation {
+    /// Position of the document in the source sent.
+    pub index: usize,
+    /// Absent when the source could not be bound to a flow (YAML error, unknown task type).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub flow: Option<String>,
+    #[serde(default)]
+    pub constraints: Option<String>,
+    #[serde(default)]
+    pub outdated: bool,
+    #[serde(default)]
+    pub deprecation_paths: Vec<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub infos: Vec<String>,
+}
+
+impl FlowValidation {
+    /// Kestra's constraint messages, one per line, trimmed; empty for a valid flow.
+    pub fn violations(&self) -> Vec<String> {
+        self.constraints
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.violations().is_empty()
+    }
+}

@@ -18,9 +18,12 @@ use testenv::{Operator, TestEnv, TestNamespace, wait_until};
 use tokio::io::AsyncWriteExt;
 
 mod private_kestra;
-// Not every test binary starts a private double.
+mod webhook;
+// Not every test binary starts a private double or registers a webhook.
 #[allow(unused_imports)]
 pub use private_kestra::*;
+#[allow(unused_imports)]
+pub use webhook::*;
 
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_kestra-operator");
 /// Bound of a wait for a resource to become Ready after an apply.
