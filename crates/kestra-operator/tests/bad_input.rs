@@ -731,13 +731,13 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
         Stop::Status("InvalidSpec"),
         &["key \"binary\" of bad-input-secret is not UTF-8 text"],
     );
-    // Kestra 1.3 (JsonError) answers 500 naming the ttl as unparsable, the problem-details
-    // generation 422: both are a refusal of the spec, not an outage.
-    for (group, status) in [(Json, "HTTP 500"), (Problem, "HTTP 422")] {
+    // Kestra 1.3 (JsonError) answers 500 naming such a ttl as unparsable, the problem-details
+    // generation 422; the operator refuses it before either is asked, whatever the error format.
+    for group in [Json, Problem] {
         add(
             K,
             &format!(
-                "Kestra refuses ({group:?} errors) a ttl too long for it (`P99999999999999999999D`)"
+                "a ttl too long for Kestra (`P99999999999999999999D`; {group:?} errors) is refused before any write"
             ),
             group,
             &|name, kns| {
@@ -748,8 +748,11 @@ fn catalogue(kns: &BTreeMap<Group, String>) -> Vec<Case> {
                     "  value: v\n  ttl: P99999999999999999999D\n",
                 )
             },
-            Stop::Status("Rejected"),
-            &[status, "Text cannot be parsed to a Duration"],
+            Stop::Status("InvalidSpec"),
+            &[
+                "spec.ttl",
+                "is too long: the entry would expire after the year 9999",
+            ],
         );
     }
     add(
