@@ -35,13 +35,7 @@ async fn the_webhook_refuses_invalid_flows_with_kestras_message_and_never_blocks
         mut op,
     } = private_kestra(
         FakeConfig::default(),
-        OpSpec::new(&[&ns.name], "1s")
-            .arg("--webhook-addr")
-            .arg(&addr)
-            .arg("--webhook-cert-names")
-            .arg("127.0.0.1")
-            .arg("--webhook-configuration")
-            .arg(&registration_name),
+        serving_spec(&ns.name, "1s", &addr, &registration_name),
     )
     .await
     .unwrap();
@@ -221,13 +215,7 @@ async fn webhook_latency() {
         op: _op,
     } = private_kestra(
         FakeConfig::default(),
-        OpSpec::new(&[&ns.name], "5m")
-            .arg("--webhook-addr")
-            .arg(&addr)
-            .arg("--webhook-cert-names")
-            .arg("127.0.0.1")
-            .arg("--webhook-configuration")
-            .arg(&registration_name),
+        serving_spec(&ns.name, "5m", &addr, &registration_name),
     )
     .await
     .unwrap();

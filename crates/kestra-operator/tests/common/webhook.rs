@@ -9,6 +9,23 @@ use super::{env, flow_manifest, kubectl_stdin};
 /// Kestra 1.3's message for a Log task without `message` (as recorded from Kestra 1.3.31).
 pub const KESTRA_MESSAGE: &str = "Validation error: t.message: must not be null";
 
+/// An operator for `namespace` serving the webhook on `addr` with generated certificates, keeping
+/// the CA bundle of the configuration `registration`.
+pub fn serving_spec<'a>(
+    namespace: &'a str,
+    resync: &'a str,
+    addr: &'a str,
+    registration: &'a str,
+) -> super::OpSpec<'a> {
+    super::OpSpec::new(&[namespace], resync)
+        .arg("--webhook-addr")
+        .arg(addr)
+        .arg("--webhook-cert-names")
+        .arg("127.0.0.1")
+        .arg("--webhook-configuration")
+        .arg(registration)
+}
+
 pub fn source(id: &str, kestra_ns: &str, valid: bool) -> String {
     let message = if valid { "    message: hi\n" } else { "" };
     format!(
