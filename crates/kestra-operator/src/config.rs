@@ -97,6 +97,14 @@ pub struct RunArgs {
     pub leader_election_namespace: Option<String>,
     #[arg(long, env = "LEADER_ELECTION_LEASE", default_value = "kestra-operator")]
     pub leader_election_lease: String,
+    /// The operator's own namespace, where the Secrets and ConfigMaps of ClusterKestraInstances
+    /// live (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub operator_namespace: Option<String>,
+    /// How often each KestraInstance and ClusterKestraInstance is checked (its version, its
+    /// credentials); a failing one sooner, with backoff.
+    #[arg(long, env = "INSTANCE_CHECK_PERIOD", default_value = "1m", value_parser = parse_duration)]
+    pub instance_check_period: Duration,
     /// This replica's identity in the Lease (default: POD_NAME, else the host name and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -145,6 +153,16 @@ impl std::fmt::Debug for RunArgs {
 }
 
 impl RunArgs {
+    /// The operator's namespace: the flag, else the pod's (its service account's), else `default`.
+    pub fn operator_namespace(&self) -> String {
+        self.operator_namespace
+            .clone()
+            .or_else(pod_namespace)
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string())
+    }
+
     /// The webhook's settings, when it is on.
     pub fn webhook(&self) -> Option<crate::webhook::WebhookConfig> {
         use crate::webhook::{ANSWER_WITHIN, CertSource, WebhookConfig};
@@ -195,11 +213,20 @@ impl RunArgs {
             tenant: (!self.legacy_api_root).then(|| self.tenant.clone()),
             auth,
             timeout: self.kestra_timeout,
-            ca_file: self.kestra_ca_file.clone(),
+            ca: self
+                .kestra_ca_file
+                .as_deref()
+                .map(crate::kestra::CaBundle::from_file)
+                .transpose()?,
             attempts: 3,
             rate_limit: std::num::NonZeroU32::new(self.kestra_rate_limit),
         })
     }
+}
+
+/// The namespace of the pod this runs in, from its service account.
+pub fn pod_namespace() -> Option<String> {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

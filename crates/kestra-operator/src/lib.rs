@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod config;
 pub mod crd;
 pub mod engine;
+pub mod instances;
 pub mod kestra;
 pub mod metrics;
 pub mod operator;

@@ -40,8 +40,37 @@ impl EncodeLabelValue for ConditionStatus {
     }
 }
 
+/// The `instance` label of the operator's default instance (its flags).
+pub const DEFAULT_INSTANCE_LABEL: &str = "default";
+/// Distinct `instance` label values at most; later instances share [`OTHER_INSTANCES_LABEL`].
+pub const MAX_INSTANCE_LABELS: usize = 32;
+pub const OTHER_INSTANCES_LABEL: &str = "other";
+
+/// The Kestra instance a series is about: `default`, `KestraInstance/NAMESPACE/NAME` or
+/// `ClusterKestraInstance/NAME`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct InstanceLabel(Arc<str>);
+
+impl InstanceLabel {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl EncodeLabelValue for InstanceLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    pub instance: InstanceLabel,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    pub instance: InstanceLabel,
     /// The route template, never a concrete path (bounded cardinality, no object names).
     pub route: &'static str,
     pub method: &'static str,
@@ -51,12 +80,14 @@ pub struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
+    pub instance: InstanceLabel,
     pub route: &'static str,
     pub method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KestraInfoLabels {
+    pub instance: InstanceLabel,
     pub version: String,
     pub edition: String,
 }
@@ -83,20 +114,58 @@ pub struct Metrics {
     pub status_write_failures: Family<KindLabels, Counter>,
     pub objects: Family<ConditionLabels, Gauge>,
     pub leader: Gauge,
-    /// 1 for the Kestra version and edition the operator talks to (one series).
+    /// 1 for the Kestra version and edition of each instance (one series per instance).
     pub kestra_info: Family<KestraInfoLabels, Gauge>,
+    /// 1 when the instance's last check succeeded, 0 otherwise.
+    pub instance_ready: Family<InstanceLabels, Gauge>,
+    /// The `instance` label values handed out, at most `MAX_INSTANCE_LABELS`.
+    instance_labels: parking_lot::Mutex<std::collections::HashMap<String, InstanceLabel>>,
+    /// The `kestra_info` series of each instance, to replace it when the version changes.
+    kestra_info_said:
+        parking_lot::Mutex<std::collections::HashMap<InstanceLabel, KestraInfoLabels>>,
     registry: Registry,
 }
 
 impl Metrics {
-    pub fn set_kestra_info(&self, version: &str, edition: &str) {
-        self.kestra_info.clear();
-        self.kestra_info
-            .get_or_create(&KestraInfoLabels {
-                version: version.to_string(),
-                edition: edition.to_string(),
-            })
-            .set(1);
+    /// The label of `instance`: its own up to `MAX_INSTANCE_LABELS` instances, then `other`, so
+    /// that many instances cannot grow the series without bound.
+    pub fn instance_label(&self, instance: &str) -> InstanceLabel {
+        let mut labels = self.instance_labels.lock();
+        if let Some(label) = labels.get(instance) {
+            return label.clone();
+        }
+        if labels.len() >= MAX_INSTANCE_LABELS {
+            return InstanceLabel(Arc::from(OTHER_INSTANCES_LABEL));
+        }
+        let label = InstanceLabel(Arc::from(instance));
+        labels.insert(instance.to_string(), label.clone());
+        label
+    }
+
+    /// Say which version and edition `instance` runs (replacing what was said before).
+    pub fn set_kestra_info(&self, instance: &str, version: &str, edition: &str) {
+        let instance = self.instance_label(instance);
+        self.forget_kestra_info(&instance);
+        let labels = KestraInfoLabels {
+            instance: instance.clone(),
+            version: version.to_string(),
+            edition: edition.to_string(),
+        };
+        self.kestra_info.get_or_create(&labels).set(1);
+        self.kestra_info_said.lock().insert(instance, labels);
+    }
+
+    /// Drop the series of an instance that is gone.
+    pub fn forget_instance(&self, instance: &str) {
+        let instance = self.instance_label(instance);
+        self.forget_kestra_info(&instance);
+        self.instance_ready.remove(&InstanceLabels { instance });
+    }
+
+    fn forget_kestra_info(&self, instance: &InstanceLabel) {
+        if let Some(labels) = self.kestra_info_said.lock().remove(instance) {
+            self.kestra_info.remove(&labels);
+        }
     }
 
     pub fn new() -> Arc<Self> {
@@ -113,10 +182,16 @@ impl Metrics {
         let objects = Family::<ConditionLabels, Gauge>::default();
         let leader = Gauge::default();
         let kestra_info = Family::<KestraInfoLabels, Gauge>::default();
+        let instance_ready = Family::<InstanceLabels, Gauge>::default();
         registry.register(
             "kestra_info",
-            "The Kestra version and edition read from /api/v1/configs at start (unknown when it did not answer)",
+            "The Kestra version and edition read from /api/v1/configs, per instance (unknown when it did not answer)",
             kestra_info.clone(),
+        );
+        registry.register(
+            "instance_ready",
+            "1 when the last check of a KestraInstance or ClusterKestraInstance succeeded",
+            instance_ready.clone(),
         );
         registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
         registry.register(
@@ -131,12 +206,12 @@ impl Metrics {
         );
         registry.register(
             "kestra_requests",
-            "Requests to the Kestra API by route template, method and status",
+            "Requests to the Kestra API by instance, route template, method and status",
             kestra_requests.clone(),
         );
         registry.register(
             "kestra_request_duration_seconds",
-            "Latency of Kestra API requests by route template and method",
+            "Latency of Kestra API requests by instance, route template and method",
             kestra_request_duration.clone(),
         );
         registry.register(
@@ -179,12 +254,16 @@ impl Metrics {
             objects,
             leader,
             kestra_info,
+            instance_ready,
+            instance_labels: Default::default(),
+            kestra_info_said: Default::default(),
             registry,
         })
     }
 
     pub fn observe_request(
         &self,
+        instance: &InstanceLabel,
         route: &'static str,
         method: &'static str,
         status: Option<u16>,
@@ -193,13 +272,18 @@ impl Metrics {
         let status = status.map_or_else(|| "error".to_string(), |s| s.to_string());
         self.kestra_requests
             .get_or_create(&RequestLabels {
+                instance: instance.clone(),
                 route,
                 method,
                 status,
             })
             .inc();
         self.kestra_request_duration
-            .get_or_create(&RouteLabels { route, method })
+            .get_or_create(&RouteLabels {
+                instance: instance.clone(),
+                route,
+                method,
+            })
             .observe(took.as_secs_f64());
     }
 

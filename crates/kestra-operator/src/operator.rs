@@ -11,6 +11,8 @@ use tokio::sync::watch;
 use crate::adapters::{FlowAdapter, KeyValueAdapter, NamespaceFileAdapter};
 use crate::config::{LogFormat, RunArgs};
 use crate::engine::{EngineConfig, EventRecorder, Shared, run_kind};
+use crate::instances::Instances;
+use crate::instances::controller::{InstanceConfig, run_instances};
 use crate::kestra::KestraClient;
 use crate::metrics::Metrics;
 
@@ -53,8 +55,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (lease_lost_tx, lease_lost) = watch::channel(false);
     let kestra = KestraClient::new(args.client_config()?, metrics.clone())
         .context("Kestra client settings")?
-        .fenced_by(lease_lost);
+        .fenced_by(lease_lost.clone());
     detect_kestra(&kestra, &metrics).await;
+    let instances = Instances::new(kestra);
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
@@ -68,7 +71,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let shared = Arc::new(Shared {
         client: client.clone(),
-        kestra,
+        instances,
         metrics,
         recorder,
         config: EngineConfig {
@@ -86,6 +89,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         ready_kinds: Default::default(),
         standby: Default::default(),
+        leading: Default::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -108,13 +112,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(config) => {
             let checker = Arc::new(crate::webhook::Checker {
                 client: client.clone(),
-                kestra: shared.kestra.clone(),
+                instances: shared.instances.clone(),
                 kestra_timeout: config.kestra_timeout,
             });
             Some(crate::webhook::server::start(config, checker, stop_rx.clone()).await?)
         }
         None => None,
     };
+    // Every replica reads the instances (for the webhook, and to be ready to lead); only the
+    // leader writes their status.
+    let instance_controller = tokio::spawn(run_instances(
+        shared.clone(),
+        InstanceConfig {
+            operator_namespace: args.operator_namespace(),
+            check_period: args.instance_check_period,
+        },
+        lease_lost,
+        stop_rx.clone(),
+    ));
     let stop_tx_for_server = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -152,11 +167,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(webhook) = webhook {
         let _ = webhook.await;
     }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), instance_controller).await;
     tracing::info!("stopped");
     result
 }
 
 async fn run_controllers(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    shared.leading.store(true, Ordering::SeqCst);
     tokio::join!(
         run_kind(shared.clone(), FlowAdapter::default(), stop.clone()),
         run_kind(shared.clone(), KeyValueAdapter::default(), stop.clone()),
@@ -166,6 +183,7 @@ async fn run_controllers(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
             stop.clone()
         ),
     );
+    shared.leading.store(false, Ordering::SeqCst);
 }
 
 /// Wait for the Lease, reconcile while holding it, and stop (for a restart) when it is lost,
@@ -180,9 +198,7 @@ async fn lead_then_run(
     let namespace = args
         .leader_election_namespace
         .clone()
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
-        })
+        .or_else(crate::config::pod_namespace)
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".to_string());
@@ -252,8 +268,11 @@ async fn detect_kestra(kestra: &KestraClient, metrics: &Metrics) {
         match kestra.server_info().await {
             Ok(info) => {
                 tracing::info!(version = %info.version, edition = info.edition.as_deref().unwrap_or("unknown"), "Kestra answered");
-                metrics
-                    .set_kestra_info(&info.version, info.edition.as_deref().unwrap_or("unknown"));
+                metrics.set_kestra_info(
+                    crate::metrics::DEFAULT_INSTANCE_LABEL,
+                    &info.version,
+                    info.edition.as_deref().unwrap_or("unknown"),
+                );
                 kestra.set_server_info(info);
                 return;
             }
@@ -264,7 +283,11 @@ async fn detect_kestra(kestra: &KestraClient, metrics: &Metrics) {
             }
             Err(error) => {
                 tracing::warn!(%error, "Kestra's version is unknown: using the most conservative routes and name rules");
-                metrics.set_kestra_info("unknown", "unknown");
+                metrics.set_kestra_info(
+                    crate::metrics::DEFAULT_INSTANCE_LABEL,
+                    "unknown",
+                    "unknown",
+                );
             }
         }
     }

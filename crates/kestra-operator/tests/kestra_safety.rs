@@ -28,7 +28,7 @@ async fn fake_and_client(version: KestraVersion) -> (RunningFake, KestraClient) 
             tenant: Some("main".into()),
             auth: Auth::None,
             timeout: Duration::from_secs(10),
-            ca_file: None,
+            ca: None,
             attempts: 1,
             rate_limit: None,
         },

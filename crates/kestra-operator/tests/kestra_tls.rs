@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kestra_operator::kestra::{Auth, ClientConfig, KestraClient, KestraError};
+use kestra_operator::kestra::{Auth, CaBundle, ClientConfig, KestraClient, KestraError};
 use kestra_operator::metrics::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -57,7 +57,7 @@ fn client(url: String, ca_file: Option<std::path::PathBuf>) -> KestraClient {
             tenant: Some("main".into()),
             auth: Auth::Bearer("token-for-tls-test".into()),
             timeout: Duration::from_secs(5),
-            ca_file,
+            ca: ca_file.map(|path| CaBundle::from_file(&path).unwrap()),
             attempts: 1,
             rate_limit: None,
         },

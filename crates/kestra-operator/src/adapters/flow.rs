@@ -69,6 +69,7 @@ impl Adapter for FlowAdapter {
             namespace: &r.spec.namespace,
             name: &r.spec.id,
             tenant: r.spec.tenant.as_deref(),
+            instance_ref: r.spec.instance_ref.as_ref(),
             deletion_policy: r.spec.deletion_policy.unwrap_or_default(),
             suspend: r.spec.suspend.unwrap_or(false),
             resync_period: r.spec.resync_period.as_deref(),

@@ -130,6 +130,7 @@ impl Adapter for KeyValueAdapter {
             namespace: &r.spec.namespace,
             name: &r.spec.key,
             tenant: r.spec.tenant.as_deref(),
+            instance_ref: r.spec.instance_ref.as_ref(),
             deletion_policy: r.spec.deletion_policy.unwrap_or_default(),
             suspend: r.spec.suspend.unwrap_or(false),
             resync_period: r.spec.resync_period.as_deref(),
@@ -539,6 +540,7 @@ mod listing_tests {
     async fn a_failed_read_back_does_not_undo_a_write() {
         let (fake, kestra) = fake_and_client_of(KestraVersion::V1_3).await;
         let target = Target {
+            instance: crate::instances::InstanceId::Default,
             tenant: Some("main".into()),
             namespace: "company.team".into(),
             name: "k".into(),
@@ -585,6 +587,7 @@ mod listing_tests {
         let url = fake.url();
         let (tenant, ns) = (Some("main"), "company.team");
         let target = Target {
+            instance: crate::instances::InstanceId::Default,
             tenant: Some("main".into()),
             namespace: ns.into(),
             name: "k".into(),

@@ -10,18 +10,19 @@ use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::engine::Target;
+use crate::instances::InstanceId;
 use crate::kestra::KestraError;
 
 /// How long one listing answers for the objects of its namespace.
 pub(crate) const LISTING_TTL: Duration = Duration::from_secs(2);
 
-/// Tenant, Kestra namespace, and the directory for namespace files (empty otherwise).
-type ListingKey = (Option<String>, String, String);
+/// Instance, tenant, Kestra namespace, and the directory for namespace files (empty otherwise).
+type ListingKey = (InstanceId, Option<String>, String, String);
 /// The last listing of one namespace; locked while it is refreshed, so concurrent reconciles of
 /// one namespace make one request.
 type Slot<T> = Arc<tokio::sync::Mutex<Option<Listing<T>>>>;
 
-/// Per (tenant, Kestra namespace, directory), the rows of the last listing keyed by object name.
+/// Per (instance, tenant, Kestra namespace, directory), the rows of the last listing keyed by object name.
 pub struct NamespaceListings<T> {
     slots: Mutex<HashMap<ListingKey, Slot<T>>>,
     /// Set for namespace files: the listing is of the target's parent directory.
@@ -76,7 +77,12 @@ impl<T> NamespaceListings<T> {
         } else {
             String::new()
         };
-        (target.tenant.clone(), target.namespace.clone(), directory)
+        (
+            target.instance.clone(),
+            target.tenant.clone(),
+            target.namespace.clone(),
+            directory,
+        )
     }
 
     /// The listing of `target`'s namespace, fetched with `fetch` unless a fresh one is cached.
@@ -152,6 +158,7 @@ mod tests {
 
     fn target(namespace: &str) -> Target {
         Target {
+            instance: crate::instances::InstanceId::Default,
             tenant: Some("main".into()),
             namespace: namespace.into(),
             name: "x".into(),
@@ -194,6 +201,7 @@ mod tests {
             Ok(vec![])
         };
         let file = |name: &str| Target {
+            instance: crate::instances::InstanceId::Default,
             tenant: Some("main".into()),
             namespace: "a".into(),
             name: name.into(),

@@ -8,7 +8,7 @@ mod listing;
 pub mod nsfile;
 pub mod paths;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use flow::FlowAdapter;
 pub use kv::KeyValueAdapter;

@@ -120,6 +120,7 @@ impl Adapter for NamespaceFileAdapter {
             namespace: &r.spec.namespace,
             name: &r.spec.filename,
             tenant: r.spec.tenant.as_deref(),
+            instance_ref: r.spec.instance_ref.as_ref(),
             deletion_policy: r.spec.deletion_policy.unwrap_or_default(),
             suspend: r.spec.suspend.unwrap_or(false),
             resync_period: r.spec.resync_period.as_deref(),
@@ -375,6 +376,7 @@ mod listing_tests {
         let url = fake.url();
         let (tenant, ns, path) = (Some("main"), "company.team", "/dir/f.txt");
         let target = Target {
+            instance: crate::instances::InstanceId::Default,
             tenant: Some("main".into()),
             namespace: ns.into(),
             name: path.into(),

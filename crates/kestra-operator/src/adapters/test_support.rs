@@ -29,7 +29,7 @@ pub async fn fake_and_client_of(
             tenant: Some("main".into()),
             auth: Auth::None,
             timeout: Duration::from_secs(5),
-            ca_file: None,
+            ca: None,
             attempts: 1,
             rate_limit: None,
         },
@@ -54,4 +54,21 @@ pub async fn gets(url: &str, route_suffix: &str) -> u64 {
         .filter(|c| c["method"] == "GET" && c["route"].as_str().unwrap().ends_with(route_suffix))
         .map(|c| c["count"].as_u64().unwrap())
         .sum()
+}
+
+/// A client of `url` that is never expected to connect (no retries).
+pub fn client(url: &str) -> KestraClient {
+    KestraClient::new(
+        ClientConfig {
+            url: url.into(),
+            tenant: Some("main".into()),
+            auth: Auth::None,
+            timeout: Duration::from_secs(1),
+            ca: None,
+            attempts: 1,
+            rate_limit: None,
+        },
+        Metrics::new(),
+    )
+    .unwrap()
 }

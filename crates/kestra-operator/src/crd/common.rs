@@ -100,7 +100,7 @@ fn date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "type": "string", "format": "date-time" })
 }
 
-fn optional_date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(super) fn optional_date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "type": ["string", "null"], "format": "date-time" })
 }
 

@@ -82,7 +82,9 @@ impl KvType {
     validation = Rule::new("self.__namespace__ == oldSelf.__namespace__")
         .message("spec.namespace is immutable: create a new KestraKeyValue to manage a key in another Kestra namespace"),
     validation = Rule::new("has(self.tenant) == has(oldSelf.tenant) && (!has(self.tenant) || self.tenant == oldSelf.tenant)")
-        .message("spec.tenant is immutable: create a new KestraKeyValue to manage a key of another tenant")
+        .message("spec.tenant is immutable: create a new KestraKeyValue to manage a key of another tenant"),
+    validation = Rule::new(super::instance::INSTANCE_REF_IMMUTABLE)
+        .message("spec.instanceRef is immutable: create a new KestraKeyValue to manage an object of another Kestra instance")
 )]
 pub struct KestraKeyValueSpec {
     /// The Kestra namespace (not a Kubernetes one).
@@ -118,6 +120,10 @@ pub struct KestraKeyValueSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9][a-z0-9_-]*$"))]
     pub tenant: Option<String>,
+    /// The Kestra instance to use (`KestraInstance` of this namespace or a
+    /// `ClusterKestraInstance`); the operator's default instance when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_ref: Option<super::instance::InstanceRef>,
     /// `Delete` (default) removes the entry from Kestra with this resource; `Orphan` leaves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,

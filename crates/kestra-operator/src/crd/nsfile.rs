@@ -52,7 +52,9 @@ use super::common::{DeletionPolicy, KestraStatus, ValueSource};
     validation = Rule::new("self.__namespace__ == oldSelf.__namespace__")
         .message("spec.namespace is immutable: create a new KestraNamespaceFile to manage a file in another Kestra namespace"),
     validation = Rule::new("has(self.tenant) == has(oldSelf.tenant) && (!has(self.tenant) || self.tenant == oldSelf.tenant)")
-        .message("spec.tenant is immutable: create a new KestraNamespaceFile to manage a file of another tenant")
+        .message("spec.tenant is immutable: create a new KestraNamespaceFile to manage a file of another tenant"),
+    validation = Rule::new(super::instance::INSTANCE_REF_IMMUTABLE)
+        .message("spec.instanceRef is immutable: create a new KestraNamespaceFile to manage an object of another Kestra instance")
 )]
 pub struct KestraNamespaceFileSpec {
     /// The Kestra namespace (not a Kubernetes one).
@@ -85,6 +87,10 @@ pub struct KestraNamespaceFileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9][a-z0-9_-]*$"))]
     pub tenant: Option<String>,
+    /// The Kestra instance to use (`KestraInstance` of this namespace or a
+    /// `ClusterKestraInstance`); the operator's default instance when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_ref: Option<super::instance::InstanceRef>,
     /// `Delete` (default) removes the file from Kestra with this resource; `Orphan` leaves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,

@@ -10,6 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::error::ReconcileError;
 use super::refs::Reference;
 use crate::crd::{DeletionPolicy, KestraStatus};
+use crate::instances::InstanceId;
 use crate::kestra::{Dialect, KestraClient, KestraError};
 
 /// The spec fields every kind shares.
@@ -19,14 +20,18 @@ pub struct Common<'a> {
     /// Flow id, key or filename.
     pub name: &'a str,
     pub tenant: Option<&'a str>,
+    /// `spec.instanceRef`: `None` for the operator's default instance.
+    pub instance_ref: Option<&'a crate::crd::InstanceRef>,
     pub deletion_policy: DeletionPolicy,
     pub suspend: bool,
     pub resync_period: Option<&'a str>,
 }
 
-/// The Kestra object a resource names, with the tenant resolved.
+/// The Kestra object a resource names, with the instance and tenant resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
+    /// Which Kestra: the same id in two instances is two objects.
+    pub instance: InstanceId,
     /// `None` for the tenant-less `/api/v1` root.
     pub tenant: Option<String>,
     pub namespace: String,
@@ -38,7 +43,8 @@ impl Target {
     pub fn tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
     }
-    /// `tenant/namespace/name`, the form kept in `status.ownedObject`.
+    /// `tenant/namespace/name`, the form kept in `status.ownedObject` (the instance is the
+    /// resource's `spec.instanceRef`, which cannot change).
     pub fn key(&self) -> String {
         format!(
             "{}/{}/{}",

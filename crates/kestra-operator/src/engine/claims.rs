@@ -210,6 +210,19 @@ impl ClaimIndex {
         }
     }
 
+    /// Name again the Kestra object of each of `objects`: their instance changed (created,
+    /// deleted, another version, another namespace permission), not the resources themselves.
+    pub fn reindex<K: Resource>(
+        &self,
+        objects: &[Arc<K>],
+        target_of: impl Fn(&K) -> Option<Target>,
+    ) {
+        let mut inner = self.inner.lock();
+        for obj in objects {
+            inner.apply(obj.as_ref(), &target_of);
+        }
+    }
+
     /// The watch of `scope` failed (its connection broke, its resource version expired): until
     /// it delivers again, a resource created meanwhile may be missing here.
     pub fn watch_failed(&self, scope: &Option<String>) {
@@ -286,6 +299,7 @@ mod tests {
 
     fn target(name: &str) -> Target {
         Target {
+            instance: crate::instances::InstanceId::Default,
             tenant: Some("main".into()),
             namespace: "company.team".into(),
             name: name.into(),

@@ -15,6 +15,7 @@ use super::reconcile::current_time;
 use super::record::other_resource;
 use super::status::{Outcome, next_conditions, status_changed, summary};
 use crate::crd::DeletionPolicy;
+use crate::instances::{InstanceError, InstanceId};
 
 /// What cleanup leaves behind, or that it deleted.
 enum Verdict {
@@ -25,8 +26,9 @@ enum Verdict {
     Wait,
 }
 
-/// `status.ownedObject` (`tenant/namespace/name`, `-` for no tenant) back as a target.
-pub fn parse_owned(key: &str) -> Option<Target> {
+/// `status.ownedObject` (`tenant/namespace/name`, `-` for no tenant) back as a target of
+/// `instance` (the resource's, which cannot change).
+pub fn parse_owned(key: &str, instance: InstanceId) -> Option<Target> {
     let mut parts = key.splitn(3, '/');
     let tenant = parts.next()?;
     let namespace = parts.next()?;
@@ -35,6 +37,7 @@ pub fn parse_owned(key: &str) -> Option<Target> {
         return None;
     }
     Some(Target {
+        instance,
         tenant: (tenant != "-").then(|| tenant.to_string()),
         namespace: namespace.to_string(),
         name: name.to_string(),
@@ -78,8 +81,12 @@ pub async fn cleanup<A: Adapter>(
 ) -> Result<Cleaned, ReconcileError> {
     let status = A::status(obj);
     let owned_key = status.and_then(|s| s.owned_object.as_deref());
-    let owned = owned_key.and_then(parse_owned);
-    let target = match start(owned, ctx.target(obj), ctx.touched(obj)) {
+    let namespace = obj.meta().namespace.clone().unwrap_or_default();
+    let instance_ref = A::common(obj).instance_ref;
+    let owned =
+        owned_key.and_then(|key| parse_owned(key, InstanceId::of(&namespace, instance_ref)));
+    let named = ctx.bind(obj).map(|bound| bound.target);
+    let target = match start(owned, named, ctx.touched(obj)) {
         Start::Object(target) => target,
         Start::Unresolvable(error) => {
             pending(obj, ctx, unresolvable_message(A::NOUN, &error)).await;
@@ -104,7 +111,22 @@ pub async fn cleanup<A: Adapter>(
         Verdict::Release(note) => (Reason::Released, note),
         Verdict::Orphan(note) => (Reason::Orphaned, note),
         Verdict::Delete => {
-            if let Err(error) = ctx.adapter.delete(&ctx.shared.kestra, &target).await {
+            let kestra = match ctx.shared.instances.resolve(&namespace, instance_ref) {
+                Ok(resolved) => resolved.client,
+                // The instance no longer lets this namespace write: nothing is deleted there.
+                Err(error @ InstanceError::NotAllowed { .. }) => {
+                    let note = format!("{} {} is left in Kestra: {error}", A::NOUN, target.key());
+                    finish_cleanup(obj, ctx, Reason::Released, note).await;
+                    return Ok(Cleaned::Done(Some(target)));
+                }
+                // Gone or unusable: wait for it, deleting nothing anywhere else.
+                Err(error) => {
+                    let error = ReconcileError::from(error);
+                    pending(obj, ctx, delete_failed_message(A::NOUN, &target, &error)).await;
+                    return Err(error);
+                }
+            };
+            if let Err(error) = ctx.adapter.delete(&kestra, &target).await {
                 let error = ReconcileError::from(error);
                 if !matches!(
                     error,
@@ -248,20 +270,26 @@ mod tests {
 
     #[test]
     fn owned_objects_parse_back_into_targets() {
-        let t = parse_owned("main/company.team/dir/a b.txt").unwrap();
+        let t = parse_owned("main/company.team/dir/a b.txt", InstanceId::Default).unwrap();
         assert_eq!(t.tenant.as_deref(), Some("main"));
         assert_eq!(t.namespace, "company.team");
         assert_eq!(t.name, "dir/a b.txt");
-        assert_eq!(parse_owned("-/ns/key").unwrap().tenant, None);
-        assert_eq!(parse_owned("-/ns/key").unwrap().key(), "-/ns/key");
-        assert!(parse_owned("main/ns").is_none());
-        assert!(parse_owned("main//x").is_none());
+        assert_eq!(
+            parse_owned("-/ns/key", InstanceId::Default).unwrap().tenant,
+            None
+        );
+        assert_eq!(
+            parse_owned("-/ns/key", InstanceId::Default).unwrap().key(),
+            "-/ns/key"
+        );
+        assert!(parse_owned("main/ns", InstanceId::Default).is_none());
+        assert!(parse_owned("main//x", InstanceId::Default).is_none());
     }
 
     #[test]
     fn cleanup_starts_from_the_owned_object_then_the_spec() {
-        let owned = parse_owned("main/ns/owned").unwrap();
-        let named = parse_owned("main/ns/named").unwrap();
+        let owned = parse_owned("main/ns/owned", InstanceId::Default).unwrap();
+        let named = parse_owned("main/ns/named", InstanceId::Default).unwrap();
         let unnamed = || Err(ReconcileError::InvalidSpec("no tenant".into()));
         for touched in [false, true] {
             let Start::Object(t) = start(Some(owned.clone()), Ok(named.clone()), touched) else {
@@ -294,7 +322,7 @@ mod tests {
         assert!(message.contains("cannot be named"), "{message}");
         assert!(message.contains("no tenant"), "{message}");
         assert!(message.ends_with(error.advice()), "{message}");
-        let target = parse_owned("main/ns/f").unwrap();
+        let target = parse_owned("main/ns/f", InstanceId::Default).unwrap();
         let message = delete_failed_message("flow", &target, &error);
         assert!(message.starts_with("deleting flow main/ns/f from Kestra failed"));
         assert!(message.ends_with(error.advice()), "{message}");

@@ -1,7 +1,8 @@
 //! Why a reconcile did not reach Kestra, and what each cause means for status and retries.
 
 use super::reason::Reason;
-use crate::kestra::KestraError;
+use crate::instances::InstanceError;
+use crate::kestra::{KestraError, Unavailability};
 
 /// Everything that can stop a reconcile. Each variant knows its status reason, whether the
 /// spec must change before anything can progress (`Stalled`), and how to retry.
@@ -19,6 +20,9 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     StatusWrite(#[from] super::StatusWriteError),
+    /// `spec.instanceRef` cannot be used.
+    #[error(transparent)]
+    Instance(#[from] crate::instances::InstanceError),
 }
 
 /// How the engine follows up on an error.
@@ -36,6 +40,10 @@ impl ReconcileError {
         match self {
             Self::InvalidSpec(_) => Reason::InvalidSpec,
             Self::ReferenceNotFound(_) => Reason::ReferenceNotFound,
+            Self::Kestra(KestraError::Unavailable {
+                what: Unavailability::Tls,
+                ..
+            }) => Reason::TlsFailed,
             Self::Kestra(KestraError::Unavailable { .. }) => Reason::KestraUnavailable,
             Self::Kestra(KestraError::Fenced) => Reason::LeadershipLost,
             Self::Kestra(KestraError::Unauthorized { .. }) => Reason::Unauthorized,
@@ -45,6 +53,9 @@ impl ReconcileError {
                 KestraError::Unexpected { .. } | KestraError::Decode(_) | KestraError::Json(_),
             ) => Reason::UnexpectedResponse,
             Self::Kube(_) | Self::StatusWrite(_) => Reason::KubernetesError,
+            Self::Instance(InstanceError::NotFound(_)) => Reason::InstanceNotFound,
+            Self::Instance(InstanceError::NotAllowed { .. }) => Reason::InstanceNotAllowed,
+            Self::Instance(InstanceError::NotReady { .. }) => Reason::InstanceNotReady,
         }
     }
 
@@ -54,6 +65,7 @@ impl ReconcileError {
             self,
             Self::InvalidSpec(_)
                 | Self::Kestra(KestraError::Rejected { .. } | KestraError::Config(_))
+                | Self::Instance(InstanceError::NotAllowed { .. })
         )
     }
 
@@ -74,16 +86,31 @@ impl ReconcileError {
             Self::ReferenceNotFound(_) => {
                 "create the referenced object or key; the resource syncs as soon as it exists"
             }
+            Self::Kestra(KestraError::Unavailable {
+                what: Unavailability::Tls,
+                ..
+            }) => {
+                "check the CA the operator trusts for Kestra (KESTRA_CA_FILE, or spec.caBundleRef of the instance) and the certificate's host name; retrying with backoff"
+            }
             Self::Kestra(KestraError::Unavailable { .. }) => "retrying with backoff",
             Self::Kestra(KestraError::Fenced) => "the new leader takes over",
             Self::Kestra(KestraError::Unauthorized { .. }) => {
-                "check the operator's Kestra credentials (KESTRA_API_API_KEY or KESTRA_API_BASIC_AUTH) and their permissions; retrying with backoff"
+                "check the operator's Kestra credentials (KESTRA_API_API_KEY or KESTRA_API_BASIC_AUTH, or the Secret in spec.auth of the instance named by spec.instanceRef) and their permissions; retrying with backoff"
             }
             Self::Kestra(KestraError::Rejected { .. }) => "fix the spec so that Kestra accepts it",
             Self::Kestra(
                 KestraError::Unexpected { .. } | KestraError::Decode(_) | KestraError::Json(_),
             ) => "retrying with backoff; check the Kestra URL and version",
             Self::Kube(_) | Self::StatusWrite(_) => "retrying with backoff",
+            Self::Instance(InstanceError::NotFound(_)) => {
+                "create the instance; nothing is written to Kestra until then, and the resource syncs as soon as it exists"
+            }
+            Self::Instance(InstanceError::NotAllowed { .. }) => {
+                "label this namespace to match the instance's spec.allowedNamespaces, or use another instance; nothing is written to Kestra until then"
+            }
+            Self::Instance(InstanceError::NotReady { .. }) => {
+                "see the instance's status; the resource syncs as soon as the instance can be used"
+            }
         }
     }
 }

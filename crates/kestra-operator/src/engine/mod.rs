@@ -5,7 +5,7 @@ mod claims;
 mod cleanup;
 mod error;
 mod events;
-mod finalizer;
+pub mod finalizer;
 mod ownership;
 pub mod reason;
 mod reconcile;
@@ -35,6 +35,7 @@ pub use reason::Reason;
 pub use reconcile::current_time;
 pub use runner::{EngineConfig, Shared, run_kind};
 
+use crate::instances::{InstanceId, Instances};
 use crate::kestra::KestraClient;
 
 /// Keeps the resource until its Kestra object is deleted (or orphaned).
@@ -138,12 +139,9 @@ pub struct KindContext<A: Adapter> {
 }
 
 impl<A: Adapter> KindContext<A> {
-    fn kestra(&self) -> &KestraClient {
-        &self.shared.kestra
-    }
-
-    fn target(&self, obj: &A::Resource) -> Result<Target, ReconcileError> {
-        target_of::<A>(self.kestra(), obj)
+    /// The Kestra object `obj` names, with the client of its instance.
+    fn bind(&self, obj: &A::Resource) -> Result<Bound, ReconcileError> {
+        bind::<A>(&self.shared.instances, obj)
     }
 
     /// The older resource that owns `target` (or an object above or below it), when it is not
@@ -313,18 +311,37 @@ impl<A: Adapter> KindContext<A> {
     }
 }
 
-/// The Kestra object a resource names, with the tenant resolved, in the form Kestra keys it by
-/// (two names Kestra stores as one are one target).
-fn target_of<A: Adapter>(
-    kestra: &KestraClient,
-    obj: &A::Resource,
-) -> Result<Target, ReconcileError> {
+/// A resource's Kestra object and the client to reach it.
+pub struct Bound {
+    pub target: Target,
+    pub kestra: KestraClient,
+    /// The instance's revision: a new one (another URL, credentials, version) makes the
+    /// resource read Kestra afresh.
+    pub revision: u64,
+}
+
+/// The Kestra object a resource names, with its instance and tenant resolved, in the form
+/// Kestra keys it by (two names Kestra stores as one are one target).
+fn bind<A: Adapter>(instances: &Instances, obj: &A::Resource) -> Result<Bound, ReconcileError> {
     let common = A::common(obj);
-    Ok(Target {
+    let namespace = obj.namespace().unwrap_or_default();
+    let resolved = instances.resolve(&namespace, common.instance_ref)?;
+    let kestra = resolved.client;
+    let target = Target {
+        instance: InstanceId::of(&namespace, common.instance_ref),
         tenant: kestra.tenant_for(common.tenant)?,
         namespace: common.namespace.to_string(),
         name: A::object_name(obj, &kestra.dialect())?,
+    };
+    Ok(Bound {
+        target,
+        kestra,
+        revision: resolved.revision,
     })
+}
+
+fn target_of<A: Adapter>(instances: &Instances, obj: &A::Resource) -> Option<Target> {
+    bind::<A>(instances, obj).ok().map(|b| b.target)
 }
 
 /// `min * 2^(n-1)`, capped at `max`, with up to 10% jitter.
@@ -381,6 +398,7 @@ mod tests {
 
     fn target(name: &str) -> Target {
         Target {
+            instance: InstanceId::Default,
             tenant: Some("main".into()),
             namespace: "company.team".into(),
             name: name.into(),

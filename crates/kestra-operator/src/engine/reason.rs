@@ -68,6 +68,11 @@ reasons! {
         Deleted,
         /// Deleting the object failed; the resource waits until it succeeds.
         DeletionPending,
+        // The Ready condition of a KestraInstance or ClusterKestraInstance.
+        /// Kestra answered at the instance's URL and accepted its credentials.
+        Connected,
+        /// The instance is being deleted but resources still use it: held until they are gone.
+        InstanceInUse,
     }
     errors {
         /// The spec cannot be applied as written.
@@ -86,6 +91,14 @@ reasons! {
         KubernetesError,
         /// Another replica became the leader.
         LeadershipLost,
+        /// Kestra's certificate is not trusted, or not for its host name.
+        TlsFailed,
+        /// `spec.instanceRef` names an instance that does not exist.
+        InstanceNotFound,
+        /// `spec.instanceRef` names a ClusterKestraInstance that does not allow this namespace.
+        InstanceNotAllowed,
+        /// The instance named exists but cannot be used (a Secret missing, a bad setting).
+        InstanceNotReady,
     }
 }
 
@@ -137,6 +150,10 @@ mod tests {
                 "UnexpectedResponse",
                 "KubernetesError",
                 "LeadershipLost",
+                "TlsFailed",
+                "InstanceNotFound",
+                "InstanceNotAllowed",
+                "InstanceNotReady",
             ]
         );
         assert!(!Reason::Synced.is_error() && !Reason::DeletionPending.is_error());

@@ -53,8 +53,10 @@ pub async fn reconcile<A: Adapter>(
     obj: Arc<A::Resource>,
     ctx: Arc<KindContext<A>>,
 ) -> Result<Action, EngineError> {
-    if !ctx.stores_ready.load(std::sync::atomic::Ordering::SeqCst) {
-        // Ownership is decided across every watched namespace: wait until all are listed.
+    if !ctx.stores_ready.load(std::sync::atomic::Ordering::SeqCst) || !ctx.shared.instances.loaded()
+    {
+        // Ownership is decided across every watched namespace: wait until all are listed (and
+        // every instance read once, or a resource naming one would be told it does not exist).
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let started = Instant::now();
@@ -149,13 +151,13 @@ async fn apply<A: Adapter>(obj: &A::Resource, ctx: &KindContext<A>) -> Action {
     let forced = requested.is_some()
         && requested != status.and_then(|s| s.last_handled_reconcile_at.clone());
     let spec_changed = status.and_then(|s| s.observed_generation) != generation;
-    let target = ctx.target(obj);
+    let bound = ctx.bind(obj);
     // One reconcile at a time per Kestra object, from the ownership decision to the status.
-    let _guard = match &target {
-        Ok(target) => Some(ctx.locks.lock(target).await),
+    let _guard = match &bound {
+        Ok(bound) => Some(ctx.locks.lock(&bound.target).await),
         Err(_) => None,
     };
-    let result = sync(obj, ctx, status, target, spec_changed || forced).await;
+    let result = sync(obj, ctx, status, bound, spec_changed || forced).await;
     finish(obj, ctx, result, requested).await
 }
 
@@ -213,7 +215,12 @@ pub(super) fn resync_delay(
     use std::hash::{DefaultHasher, Hash, Hasher};
     let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut hasher = DefaultHasher::new();
-    (target.tenant.as_deref(), target.namespace.as_str()).hash(&mut hasher);
+    (
+        &target.instance,
+        target.tenant.as_deref(),
+        target.namespace.as_str(),
+    )
+        .hash(&mut hasher);
     let offset = hasher.finish() % period_ms;
     let now_ms = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -260,6 +267,7 @@ mod tests {
     fn resources_of_a_namespace_share_resync_slots() {
         let period = Duration::from_secs(30);
         let target = |ns: &str, name: &str| Target {
+            instance: crate::instances::InstanceId::Default,
             tenant: Some("main".into()),
             namespace: ns.into(),
             name: name.into(),

@@ -13,7 +13,7 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adapter::Adapter;
@@ -23,7 +23,7 @@ use super::refs::{RefKind, Reference};
 use super::status::ready_condition;
 use super::{KindContext, RECONCILE_REQUEST_ANNOTATION, reconcile, target_of};
 use crate::crd::ConditionStatus;
-use crate::kestra::KestraClient;
+use crate::instances::{Change, InstanceId, Instances};
 use crate::metrics::{ConditionLabels, Metrics};
 
 #[derive(Clone, Debug)]
@@ -43,7 +43,8 @@ pub struct EngineConfig {
 /// What every kind's reconciles share.
 pub struct Shared {
     pub client: kube::Client,
-    pub kestra: KestraClient,
+    /// The default Kestra instance and the `KestraInstance`/`ClusterKestraInstance` ones.
+    pub instances: Arc<Instances>,
     pub metrics: Arc<Metrics>,
     pub recorder: EventRecorder,
     pub config: EngineConfig,
@@ -51,6 +52,9 @@ pub struct Shared {
     pub ready_kinds: AtomicUsize,
     /// A replica waiting for the leader Lease: healthy, but it runs no controllers.
     pub standby: std::sync::atomic::AtomicBool,
+    /// This replica reconciles (the leader, or the only replica): it alone writes to Kestra and
+    /// to the instances' status.
+    pub leading: std::sync::atomic::AtomicBool,
 }
 
 /// Only spec, annotation and deletion changes start a reconcile: the operator's own status and
@@ -106,7 +110,8 @@ pub async fn run_kind<A: Adapter>(
             None => Api::all(shared.client.clone()),
         };
         let (reader, writer) = reflector::store();
-        let (index, index_scope, kestra) = (claims.clone(), scope.clone(), shared.kestra.clone());
+        let (index, index_scope, instances) =
+            (claims.clone(), scope.clone(), shared.instances.clone());
         let forget = memory.clone();
         let (failed_index, failed_scope) = (claims.clone(), scope.clone());
         let trigger = watcher(api, watcher::Config::default().any_semantic())
@@ -116,7 +121,7 @@ pub async fn run_kind<A: Adapter>(
             .inspect_err(move |_| failed_index.watch_failed(&failed_scope))
             .inspect_ok(move |event| {
                 let gone =
-                    index.observe(&index_scope, event, |obj| target_of::<A>(&kestra, obj).ok());
+                    index.observe(&index_scope, event, |obj| target_of::<A>(&instances, obj));
                 for uid in gone {
                     forget.forget(&uid);
                 }
@@ -150,6 +155,13 @@ pub async fn run_kind<A: Adapter>(
         locks: Default::default(),
         digests: Default::default(),
     });
+    tokio::spawn(follow_instances::<A>(
+        shared.clone(),
+        stores.clone(),
+        ctx.claims.clone(),
+        ctx.peers.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(mark_ready(shared.clone(), stores.clone(), stores_ready));
     tokio::spawn(count_objects::<A>(
         shared.metrics.clone(),
@@ -170,6 +182,61 @@ pub async fn run_kind<A: Adapter>(
             .for_each(|_| future::ready(()))
     });
     future::join_all(runs).await;
+}
+
+/// When an instance changes (created, deleted, another URL, credentials or version) or a
+/// namespace's labels do, the resources concerned name their Kestra object again and are synced:
+/// their claims follow at once, and a resource waiting for its instance does not wait for its
+/// backoff.
+async fn follow_instances<A: Adapter>(
+    shared: Arc<Shared>,
+    stores: Vec<Store<A::Resource>>,
+    claims: Arc<ClaimIndex>,
+    peers: HashMap<Option<String>, mpsc::UnboundedSender<ObjectRef<A::Resource>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut changes = shared.instances.subscribe();
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let concerned = |obj: &A::Resource| -> bool {
+            let namespace = obj.namespace().unwrap_or_default();
+            let reference = A::common(obj).instance_ref;
+            match &change {
+                Ok(Change::Instance(id)) => InstanceId::of(&namespace, reference) == *id,
+                Ok(Change::NamespaceLabels(changed)) => {
+                    *changed == namespace
+                        && matches!(
+                            InstanceId::of(&namespace, reference),
+                            InstanceId::Cluster { .. }
+                        )
+                }
+                // Changes were missed: every resource naming an instance.
+                Err(_) => reference.is_some(),
+            }
+        };
+        if matches!(change, Err(broadcast::error::RecvError::Closed)) {
+            return;
+        }
+        let objects: Vec<Arc<A::Resource>> = stores
+            .iter()
+            .flat_map(|store| store.state())
+            .filter(|obj| concerned(obj))
+            .collect();
+        if objects.is_empty() {
+            continue;
+        }
+        claims.reindex(&objects, |obj| target_of::<A>(&shared.instances, obj));
+        for obj in &objects {
+            let namespace = obj.namespace();
+            let sender = peers.get(&namespace).or_else(|| peers.get(&None));
+            if let Some(sender) = sender {
+                let _ = sender.send(ObjectRef::from_obj(obj.as_ref()));
+            }
+        }
+    }
 }
 
 fn reference_stream<K>(

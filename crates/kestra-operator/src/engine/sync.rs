@@ -4,12 +4,12 @@ use std::hash::BuildHasher;
 
 use kube::Resource;
 
-use super::KindContext;
 use super::adapter::{Adapter, Diff, ObserveMode, Status, Target};
 use super::error::ReconcileError;
 use super::ownership::{self, Claim, Transition};
 use super::reason::Reason;
 use super::status::{has_reason, is_ready, ready_condition};
+use super::{Bound, KindContext};
 
 /// What the sync step did to Kestra.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,13 +72,17 @@ pub async fn sync<A: Adapter>(
     obj: &A::Resource,
     ctx: &KindContext<A>,
     status: Option<&Status<A>>,
-    target: Result<Target, ReconcileError>,
+    bound: Result<Bound, ReconcileError>,
     spec_or_request_changed: bool,
 ) -> Result<Step<A::Fields>, ReconcileError> {
     if A::common(obj).suspend {
         return Ok(Step::Suspended);
     }
-    let target = target?;
+    let Bound {
+        target,
+        kestra,
+        revision,
+    } = bound?;
     // The caches may be behind (an owner already gone, a deletion not yet seen): a conflict
     // they show is confirmed by fresh reads before Kestra is even read.
     let mut confirmed = false;
@@ -92,7 +96,8 @@ pub async fn sync<A: Adapter>(
     let prior = status.map(|s| &s.kind);
     let was_ready = is_ready(status);
     let owned = status.and_then(|s| s.owned_object.as_deref()) == Some(target.key().as_str());
-    let digest = ctx.digests.hash_one(&desired);
+    // The instance's revision is part of it: another URL, credentials or version is a change.
+    let digest = ctx.digests.hash_one((&desired, revision));
     let last_digest = ctx.last_digest(obj);
     let same_desired = last_digest == Some(digest);
     // A referenced Secret or ConfigMap can change the desired state without a new generation;
@@ -105,8 +110,7 @@ pub async fn sync<A: Adapter>(
         was_ready,
         owned,
     );
-    let kestra = &ctx.shared.kestra;
-    let observed = ctx.adapter.observe(kestra, &target, mode, prior).await?;
+    let observed = ctx.adapter.observe(&kestra, &target, mode, prior).await?;
     let diff = A::diff(&desired, &observed);
     if diff == Diff::Expired && !spec_or_request_changed {
         return Ok(Step::Expired { target });
@@ -135,7 +139,7 @@ pub async fn sync<A: Adapter>(
         },
         Diff::Missing | Diff::Differs | Diff::Expired => {
             ctx.note_write(obj);
-            let written = ctx.adapter.write(kestra, &target, &desired).await?;
+            let written = ctx.adapter.write(&kestra, &target, &desired).await?;
             if let Some(readback) = &written.readback
                 && A::diff(&desired, readback) != Diff::InSync
             {

@@ -10,6 +10,8 @@ pub enum Unavailability {
     Connect,
     /// The connection broke during the exchange.
     Transport,
+    /// The TLS handshake failed: Kestra's certificate is not trusted or not for its name.
+    Tls,
     /// Kestra answered with this 5xx, 408 or 429 status.
     Status(u16),
 }
@@ -20,6 +22,7 @@ impl std::fmt::Display for Unavailability {
             Self::Timeout => f.write_str("timeout"),
             Self::Connect => f.write_str("connection failed"),
             Self::Transport => f.write_str("transport error"),
+            Self::Tls => f.write_str("TLS handshake failed"),
             Self::Status(status) => write!(f, "HTTP {status}"),
         }
     }

@@ -11,5 +11,5 @@ mod types;
 pub use error::{KestraError, Unavailability, error_message};
 pub use kv::KvWrite;
 pub use server::{Dialect, ServerInfo};
-pub use transport::{Auth, ClientConfig, KestraClient};
+pub use transport::{Auth, CaBundle, ClientConfig, KestraClient};
 pub use types::{FileStat, Flow, FlowSummary, FlowValidation, KvEntry, KvRead, KvSummary};

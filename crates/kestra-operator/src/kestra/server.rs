@@ -26,6 +26,31 @@ impl KestraClient {
         let body = self.expect_ok(call, |r| r).await?;
         decode(&body)
     }
+
+    /// Whether the credentials open the default tenant's API, with the cheapest read there is:
+    /// at most one flow of `flows/search` (a literal route). Recorded: 401 without or with wrong
+    /// credentials, 400 for a tenant Kestra OSS does not have (`auth-errors.jsonl`).
+    pub async fn check_access(&self) -> Result<(), KestraError> {
+        let tenant = self.tenant_for(None)?;
+        let call = Call {
+            route: "/api/v1/{tenant}/flows/search",
+            method: Method::GET,
+            tenant: tenant.as_deref(),
+            segments: &["flows", "search"],
+        };
+        let body = self.expect_ok(call, |r| r.query(&[("size", "1")])).await?;
+        let _page: SearchPage = decode(&body)?;
+        Ok(())
+    }
+}
+
+/// The shape of a `flows/search` answer (its rows are not read).
+#[derive(Deserialize)]
+struct SearchPage {
+    #[serde(rename = "results")]
+    _results: Vec<serde_json::Value>,
+    #[serde(rename = "total")]
+    _total: u64,
 }
 
 /// How the Kestra the operator talks to names and routes things, from its version.

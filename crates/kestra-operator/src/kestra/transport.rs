@@ -14,7 +14,7 @@ use url::Url;
 use tokio::sync::watch;
 
 use super::error::{KestraError, Unavailability};
-use crate::metrics::Metrics;
+use crate::metrics::{DEFAULT_INSTANCE_LABEL, InstanceLabel, Metrics};
 
 /// How the operator authenticates to Kestra. Its secrets never show in Debug output, logs or
 /// errors.
@@ -89,12 +89,32 @@ pub struct ClientConfig {
     pub tenant: Option<String>,
     pub auth: Auth,
     pub timeout: Duration,
-    /// PEM file with extra CA certificates to trust.
-    pub ca_file: Option<std::path::PathBuf>,
+    /// Extra CA certificates to trust.
+    pub ca: Option<CaBundle>,
     /// Attempts for a request that failed without an answer or with 502/503/504.
     pub attempts: u32,
     /// Requests per second to Kestra at most (all kinds together); `None`: no limit.
     pub rate_limit: Option<std::num::NonZeroU32>,
+}
+
+/// CA certificates (PEM) and where they came from, for messages.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CaBundle {
+    /// `file /etc/ca.pem`, `ConfigMap ns/name key ca.crt`, ...
+    pub origin: String,
+    pub pem: Vec<u8>,
+}
+
+impl CaBundle {
+    pub fn from_file(path: &std::path::Path) -> Result<Self, KestraError> {
+        let pem = std::fs::read(path).map_err(|e| {
+            KestraError::Config(format!("cannot read CA file {}: {e}", path.display()))
+        })?;
+        Ok(Self {
+            origin: format!("CA file {}", path.display()),
+            pem,
+        })
+    }
 }
 
 type RateLimiter = governor::DefaultDirectRateLimiter;
@@ -109,6 +129,8 @@ pub struct KestraClient {
     retries: ExponentialBuilder,
     limiter: Option<Arc<RateLimiter>>,
     metrics: Arc<Metrics>,
+    /// The instance this client talks to, as its metric label.
+    instance: InstanceLabel,
     /// Flips to true when this replica may no longer act (the leader Lease was lost): calls in
     /// flight are abandoned and no new one starts, so a successor never races a late write.
     fence: Option<watch::Receiver<bool>>,
@@ -156,13 +178,16 @@ impl KestraClient {
         if root.scheme() == "https" {
             builder = builder.https_only(true);
         }
-        if let Some(ca) = &config.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                KestraError::Config(format!("cannot read CA file {}: {e}", ca.display()))
-            })?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                KestraError::Config(format!("CA file {} is not PEM: {e}", ca.display()))
-            })? {
+        if let Some(ca) = &config.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(&ca.pem)
+                .map_err(|e| KestraError::Config(format!("{} is not PEM: {e}", ca.origin)))?;
+            if certs.is_empty() {
+                return Err(KestraError::Config(format!(
+                    "{} holds no PEM certificate",
+                    ca.origin
+                )));
+            }
+            for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -178,6 +203,7 @@ impl KestraClient {
             limiter: config.rate_limit.map(|per_second| {
                 Arc::new(RateLimiter::direct(governor::Quota::per_second(per_second)))
             }),
+            instance: metrics.instance_label(DEFAULT_INSTANCE_LABEL),
             metrics,
             fence: None,
             server: Arc::default(),
@@ -196,6 +222,13 @@ impl KestraClient {
 
     pub fn dialect(&self) -> super::Dialect {
         super::Dialect::of(self.server.get())
+    }
+
+    /// The same client, its requests counted under `instance` (bounded: see
+    /// `Metrics::instance_label`).
+    pub fn labelled(mut self, instance: &str) -> Self {
+        self.instance = self.metrics.instance_label(instance);
+        self
     }
 
     /// The same client, whose calls stop as soon as `lost` turns true.
@@ -284,8 +317,13 @@ impl KestraClient {
                 () = fence_closed(self.fence.clone()) => return Ok(Err(KestraError::Fenced)),
             };
             let status = outcome.as_ref().ok().map(|(s, _)| s.as_u16());
-            self.metrics
-                .observe_request(call.route, method_name, status, started.elapsed());
+            self.metrics.observe_request(
+                &self.instance,
+                call.route,
+                method_name,
+                status,
+                started.elapsed(),
+            );
             let retryable = match &outcome {
                 Ok((s, _)) => idempotent && matches!(s.as_u16(), 502..=504),
                 Err(e) => idempotent || is_connect_error(e),
@@ -382,6 +420,8 @@ fn method_label(method: &Method) -> &'static str {
 fn transport_error(error: &reqwest::Error) -> KestraError {
     let what = if error.is_timeout() {
         Unavailability::Timeout
+    } else if is_tls_failure(error) {
+        Unavailability::Tls
     } else if error.is_connect() {
         Unavailability::Connect
     } else {
@@ -396,6 +436,24 @@ fn transport_error(error: &reqwest::Error) -> KestraError {
         source = cause.source();
     }
     KestraError::Unavailable { what, message }
+}
+
+/// Whether the TLS handshake failed (an unknown CA, a name mismatch, an expired certificate):
+/// rustls' error sits inside an `io::Error` in reqwest's chain.
+fn is_tls_failure(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<rustls::Error>()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn is_connect_error(error: &KestraError) -> bool {
@@ -442,7 +500,7 @@ mod tests {
                 tenant: tenant.map(str::to_string),
                 auth: Auth::None,
                 timeout: Duration::from_secs(1),
-                ca_file: None,
+                ca: None,
                 attempts: 1,
                 rate_limit: None,
             },
@@ -490,7 +548,7 @@ mod tests {
                 tenant: None,
                 auth: Auth::None,
                 timeout: Duration::from_secs(1),
-                ca_file: None,
+                ca: None,
                 attempts: 1,
                 rate_limit: None,
             },
@@ -538,7 +596,7 @@ mod tests {
                 tenant: Some("main".into()),
                 auth: Auth::None,
                 timeout: Duration::from_secs(5),
-                ca_file: None,
+                ca: None,
                 attempts: 3,
                 rate_limit: None,
             },

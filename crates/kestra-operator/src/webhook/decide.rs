@@ -2,6 +2,7 @@
 //! `desired` and `object_name`, the same code), then for a flow Kestra's own validation.
 //! The verdict functions are pure; [`Checker::review`] gathers their inputs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use super::review::{AdmissionRequest, AdmissionResponse, Operation, ResponseStatus};
 use crate::adapters::{FlowAdapter, KeyValueAdapter, NamespaceFileAdapter};
 use crate::engine::{Adapter, ReconcileError};
+use crate::instances::{InstanceError, Instances};
 use crate::kestra::{FlowValidation, KestraClient, KestraError};
 
 /// What the webhook decided about one request.
@@ -34,6 +36,14 @@ impl Verdict {
         Self::Allowed {
             warnings: vec![warning],
         }
+    }
+
+    /// The same verdict, with one more warning.
+    fn warning(mut self, warning: String) -> Self {
+        match &mut self {
+            Self::Allowed { warnings } | Self::Denied { warnings, .. } => warnings.push(warning),
+        }
+        self
     }
 
     pub fn into_response(self, uid: String) -> AdmissionResponse {
@@ -170,7 +180,8 @@ pub fn flow_verdict(outcome: Result<Vec<FlowValidation>, Unvalidated>) -> Verdic
 /// Gathers what the verdicts need: references from Kubernetes, Kestra's validation.
 pub struct Checker {
     pub client: kube::Client,
-    pub kestra: KestraClient,
+    /// The Kestra instances (every replica reads them, leader or not).
+    pub instances: Arc<Instances>,
     /// Bound of the Kestra call, below the API server's timeout.
     pub kestra_timeout: Duration,
 }
@@ -183,16 +194,16 @@ impl Checker {
         let (Some(kind), Some(object)) = (Kind::of(&request.kind.kind), &request.object) else {
             return Verdict::allow();
         };
+        let namespace = request.namespace.as_deref().unwrap_or_default();
         match kind {
-            Kind::Flow => match self.local(&FlowAdapter::default(), object).await {
-                Ok((flow, desired)) => {
-                    let tenant = match self.kestra.tenant_for(flow.spec.tenant.as_deref()) {
+            Kind::Flow => match self.local(&FlowAdapter::default(), object, namespace).await {
+                Ok((_, _, Err(instance))) => Verdict::allow_with(instance_warning(&instance)),
+                Ok((flow, desired, Ok(kestra))) => {
+                    let tenant = match kestra.tenant_for(flow.spec.tenant.as_deref()) {
                         Ok(tenant) => tenant,
                         Err(e) => return Verdict::allow_with(e.to_string()),
                     };
-                    let validate = self
-                        .kestra
-                        .validate_flow(tenant.as_deref(), &desired.source);
+                    let validate = kestra.validate_flow(tenant.as_deref(), &desired.source);
                     let outcome = match tokio::time::timeout(self.kestra_timeout, validate).await {
                         Ok(result) => result.map_err(Unvalidated::from),
                         Err(_) => Err(Unvalidated::Timeout(self.kestra_timeout)),
@@ -201,34 +212,67 @@ impl Checker {
                 }
                 Err(verdict) => verdict,
             },
-            Kind::KeyValue => self.local_only(&KeyValueAdapter::default(), object).await,
+            Kind::KeyValue => {
+                self.local_only(&KeyValueAdapter::default(), object, namespace)
+                    .await
+            }
             Kind::NamespaceFile => {
-                self.local_only(&NamespaceFileAdapter::default(), object)
+                self.local_only(&NamespaceFileAdapter::default(), object, namespace)
                     .await
             }
         }
     }
 
-    async fn local_only<A: Adapter>(&self, adapter: &A, object: &Value) -> Verdict {
-        match self.local(adapter, object).await {
-            Ok(_) => Verdict::allow(),
+    async fn local_only<A: Adapter>(
+        &self,
+        adapter: &A,
+        object: &Value,
+        namespace: &str,
+    ) -> Verdict {
+        match self.local(adapter, object, namespace).await {
+            Ok((_, _, Ok(_))) => Verdict::allow(),
+            Ok((_, _, Err(instance))) => Verdict::allow_with(instance_warning(&instance)),
             Err(verdict) => verdict,
         }
     }
 
-    /// The resource and its desired state, as the reconcile builds them.
+    /// The resource, its desired state as the reconcile builds it, and its instance's client.
     async fn local<A: Adapter>(
         &self,
         adapter: &A,
         object: &Value,
-    ) -> Result<(A::Resource, A::Desired), Verdict> {
+        namespace: &str,
+    ) -> Result<(A::Resource, A::Desired, Result<KestraClient, InstanceError>), Verdict> {
         let resource: A::Resource = serde_json::from_value(object.clone()).map_err(|e| {
             Verdict::allow_with(format!("the webhook could not read the {}: {e}", A::KIND))
         })?;
-        local_verdict(A::object_name(&resource, &self.kestra.dialect()))?;
-        let desired = local_verdict(adapter.desired(&self.client, &resource).await)?;
-        Ok((resource, desired))
+        let instance = self
+            .instances
+            .resolve(namespace, A::common(&resource).instance_ref)
+            .map(|resolved| resolved.client);
+        let dialect = instance
+            .as_ref()
+            .unwrap_or(self.instances.default_client())
+            .dialect();
+        let named = A::object_name(&resource, &dialect);
+        let instance_note = instance.as_ref().err().map(instance_warning);
+        let with_note = |verdict: Verdict| match &instance_note {
+            Some(note) => verdict.warning(note.clone()),
+            None => verdict,
+        };
+        local_verdict(named).map_err(with_note)?;
+        let desired =
+            local_verdict(adapter.desired(&self.client, &resource).await).map_err(with_note)?;
+        Ok((resource, desired, instance))
     }
+}
+
+/// A warning at apply time: the resource is accepted, and will wait with this reason.
+fn instance_warning(error: &InstanceError) -> String {
+    let reason = ReconcileError::from(error.clone()).reason();
+    format!(
+        "{error}: the resource is accepted and waits with reason {reason} until it can be synced"
+    )
 }
 
 #[cfg(test)]
