@@ -367,7 +367,14 @@ async fn api_middleware(State(shared): State<AppState>, request: Request, next: 
     let protected = path == "/api/v1" || path.starts_with("/api/v1/");
     let authorized = !protected
         || !shared.config.auth_enabled()
-        || auth::is_authorized(&shared.config, request.headers());
+        || auth::is_authorized_with(
+            shared
+                .hooks
+                .basic_auth(shared.config.basic_auth.as_ref())
+                .as_ref(),
+            shared.config.api_key.as_deref(),
+            request.headers(),
+        );
     // Kestra 1.3 answers a Basic credential that is not base64 with a 422 (2.0: 401).
     let malformed = (!authorized && !shared.config.kestra_version.is_v2())
         .then(|| auth::malformed_basic(request.headers()))

@@ -5,6 +5,8 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
+use crate::config::BasicAuth;
+#[cfg(test)]
 use crate::config::FakeConfig;
 
 /// The first character of a Basic credential that is not base64, as Kestra 1.3 reports it
@@ -25,7 +27,21 @@ pub fn malformed_basic(headers: &HeaderMap) -> Option<char> {
 }
 
 /// Whether the request carries one of the configured credentials.
+#[cfg(test)]
 pub fn is_authorized(config: &FakeConfig, headers: &HeaderMap) -> bool {
+    is_authorized_with(
+        config.basic_auth.as_ref(),
+        config.api_key.as_deref(),
+        headers,
+    )
+}
+
+/// Whether the request carries `basic` or `api_key`.
+pub fn is_authorized_with(
+    basic: Option<&BasicAuth>,
+    api_key: Option<&str>,
+    headers: &HeaderMap,
+) -> bool {
     let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -34,7 +50,7 @@ pub fn is_authorized(config: &FakeConfig, headers: &HeaderMap) -> bool {
     };
     let credential = credential.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        let Some(expected) = &config.basic_auth else {
+        let Some(expected) = basic else {
             return false;
         };
         let Ok(decoded) = STANDARD.decode(credential) else {
@@ -45,7 +61,7 @@ pub fn is_authorized(config: &FakeConfig, headers: &HeaderMap) -> bool {
         };
         decoded.split_once(':') == Some((expected.user.as_str(), expected.password.as_str()))
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        config.api_key.as_deref() == Some(credential)
+        api_key == Some(credential)
     } else {
         false
     }

@@ -12,6 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use serde::Deserialize;
+
+use crate::config::BasicAuth;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -28,6 +30,9 @@ pub struct Hooks {
     faults: Mutex<Faults>,
     /// (method, route template, status) -> count.
     counters: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Basic credentials set by `/__fake/credentials`, replacing the configured ones: the
+    /// password was changed in Kestra.
+    basic_auth: Mutex<Option<BasicAuth>>,
 }
 
 #[derive(Default)]
@@ -113,6 +118,13 @@ impl Hooks {
         Some(injection)
     }
 
+    /// The basic credentials accepted now: those set by the hook, else the configured ones.
+    pub fn basic_auth(&self, configured: Option<&BasicAuth>) -> Option<BasicAuth> {
+        lock(&self.basic_auth)
+            .clone()
+            .or_else(|| configured.cloned())
+    }
+
     pub fn count(&self, method: &str, route: &str, status: u16) {
         *lock(&self.counters)
             .entry((method.to_owned(), route.to_owned(), status))
@@ -122,6 +134,7 @@ impl Hooks {
     fn clear(&self) {
         *lock(&self.faults) = Faults::default();
         lock(&self.counters).clear();
+        *lock(&self.basic_auth) = None;
     }
 }
 
@@ -134,6 +147,30 @@ pub fn router() -> Router<AppState> {
         .route("/counters", get(counters))
         .route("/counters/reset", post(reset_counters))
         .route("/reset", post(reset))
+        .route("/credentials", post(credentials))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialsRequest {
+    /// `user:password`, accepted from now on instead of the configured basic credentials.
+    basic_auth: Option<String>,
+}
+
+async fn credentials(
+    State(shared): State<AppState>,
+    bytes: Bytes,
+) -> Result<Json<Value>, HookError> {
+    let request: CredentialsRequest = body(&bytes)?;
+    let basic = match request.basic_auth {
+        Some(text) => Some(
+            text.parse::<BasicAuth>()
+                .map_err(|_| HookError("basicAuth must be user:password".into()))?,
+        ),
+        None => None,
+    };
+    *lock(&shared.hooks.basic_auth) = basic;
+    Ok(ok())
 }
 
 /// A hook request that could not be understood: a plain 400 with the reason.

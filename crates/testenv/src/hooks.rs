@@ -116,6 +116,13 @@ impl FakeHooks {
             .await
     }
 
+    /// Accept `user_password` (`user:password`) from now on instead of the configured basic
+    /// credentials, as when the password is changed in Kestra.
+    pub async fn set_basic_auth(&self, user_password: &str) -> anyhow::Result<()> {
+        self.post("credentials", json!({ "basicAuth": user_password }))
+            .await
+    }
+
     /// `POST /__fake/<hook>` with a JSON body, for options the helpers above do not cover
     /// (e.g. `fail` with `method` or `retryAfter`, `latency` with `route`). `POST reset` wipes
     /// the whole double, which other tests share: avoid it outside a dedicated environment.

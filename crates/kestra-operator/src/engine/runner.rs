@@ -104,6 +104,9 @@ pub async fn run_kind<A: Adapter>(
     let mut controllers = Vec::new();
     let claims = Arc::new(ClaimIndex::default());
     let memory = Arc::new(super::Memory::default());
+    // Before any watch starts: an instance read after this is announced, one read before is
+    // seen by every watch event.
+    let instance_changes = shared.instances.subscribe();
     for scope in &scopes {
         let api: Api<A::Resource> = match scope {
             Some(ns) => Api::namespaced(shared.client.clone(), ns),
@@ -157,6 +160,7 @@ pub async fn run_kind<A: Adapter>(
     });
     tokio::spawn(follow_instances::<A>(
         shared.clone(),
+        instance_changes,
         stores.clone(),
         ctx.claims.clone(),
         ctx.peers.clone(),
@@ -190,12 +194,12 @@ pub async fn run_kind<A: Adapter>(
 /// backoff.
 async fn follow_instances<A: Adapter>(
     shared: Arc<Shared>,
+    mut changes: broadcast::Receiver<Change>,
     stores: Vec<Store<A::Resource>>,
     claims: Arc<ClaimIndex>,
     peers: HashMap<Option<String>, mpsc::UnboundedSender<ObjectRef<A::Resource>>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut changes = shared.instances.subscribe();
     loop {
         let change = tokio::select! {
             change = changes.recv() => change,

@@ -250,6 +250,19 @@ impl InstanceContext {
         let url = obj.connection().url.clone();
         let previous = self.shared.instances.get(&id);
         let settings = read_settings(obj, self).await;
+        // The API server did not answer: keep what was known rather than fail every resource.
+        if let (
+            Some(_),
+            Err(
+                check @ Check::Failed {
+                    reason: Reason::KubernetesError,
+                    ..
+                },
+            ),
+        ) = (&previous, &settings)
+        {
+            return check.clone();
+        }
         let mut client = match &settings {
             Ok(settings) => match previous.as_deref() {
                 Some(Instance {
