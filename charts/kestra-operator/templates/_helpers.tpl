@@ -22,11 +22,16 @@
 {{- end }}
 
 {{- define "kestra-operator.labels" -}}
+{{ include "kestra-operator.releaseLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* The labels of everything the release makes, without the component. */}}
+{{- define "kestra-operator.releaseLabels" -}}
 helm.sh/chart: {{ include "kestra-operator.chart" . }}
 {{ include "kestra-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/component: operator
 {{- end }}
 
 {{- define "kestra-operator.selectorLabels" -}}
@@ -90,13 +95,30 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["model.kestra.io"]
   resources: ["kestraflows/status", "kestrakeyvalues/status", "kestranamespacefiles/status"]
   verbs: ["patch"]
-# values referenced by valueFrom/sourceFrom/contentFrom (watched metadata-only, read on use)
+# KestraInstances: watched by every replica (never read one by one); the leader adds and removes
+# the finalizer (JSON patch) and applies the status
+- apiGroups: ["model.kestra.io"]
+  resources: ["kestrainstances"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["model.kestra.io"]
+  resources: ["kestrainstances/status"]
+  verbs: ["patch"]
+# values referenced by valueFrom/sourceFrom/contentFrom and by a KestraInstance's auth and
+# caBundleRef (watched metadata-only, read on use)
 - apiGroups: [""]
   resources: ["secrets", "configmaps"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/* "true" when the Roles of the watched namespaces (or the ClusterRole) already grant `namespace`
+   the watch rules: all namespaces are watched, or this one is listed. */}}
+{{- define "kestra-operator.watches" -}}
+{{- $ns := index . 0 }}
+{{- $values := index . 1 }}
+{{- if or (not $values.watchNamespaces) (has $ns $values.watchNamespaces) }}true{{ end }}
 {{- end }}
 
 {{/* The webhook's Service, Certificate and Secret name. */}}

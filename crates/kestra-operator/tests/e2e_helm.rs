@@ -37,6 +37,9 @@ const IMAGE: &[&str] = &[
 ];
 const POLL: Duration = Duration::from_millis(250);
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// The tests that run an operator take turns: every operator watches every
+/// ClusterKestraInstance, and one test's must not write the status of another's.
+static OPERATOR_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---------------------------------------------------------------------------------------------
 // helm
@@ -513,13 +516,13 @@ fn deploy_crd_texts() -> Vec<String> {
         .filter(|d| !d.trim().is_empty())
         .map(str::to_string)
         .collect();
-    assert_eq!(docs.len(), 3, "three CRDs in deploy/crds");
+    assert_eq!(docs.len(), 5, "five CRDs in deploy/crds");
     docs
 }
 
 const KEEP: &str = "  annotations:\n    helm.sh/resource-policy: keep\n";
 
-/// `crds.templated=true`: the three CRDs come from `templates/` too, each the text of
+/// `crds.templated=true`: the five CRDs come from `templates/` too, each the text of
 /// `deploy/crds/` byte for byte but for the `helm.sh/resource-policy: keep` annotation (so that
 /// `helm uninstall` keeps them); by default no CRD is rendered from `templates/` (Helm installs
 /// `crds/` alone), and the templated CRDs do not depend on `operator.enabled`.
@@ -564,7 +567,7 @@ fn templated_crds_equal_deploy_crds() {
     // parsed: the same objects, with the annotation
     let objects = render("ops", &["--set", "crds.templated=true"]).unwrap();
     let crds = of_kind(&objects, "CustomResourceDefinition");
-    assert_eq!(crds.len(), 3);
+    assert_eq!(crds.len(), 5);
     for (crd, expected) in crds.iter().zip(&expected) {
         let mut expected: Value = serde_saphyr::from_str(expected).unwrap();
         expected["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
@@ -586,7 +589,7 @@ fn templated_crds_equal_deploy_crds() {
     .unwrap();
     assert_eq!(
         kinds(&objects),
-        ["CustomResourceDefinition"; 3],
+        ["CustomResourceDefinition"; 5],
         "only the CRDs"
     );
 }
@@ -840,12 +843,15 @@ fn renders_the_documented_api_key() {
         [
             "ClusterRole",
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ClusterRoleBinding",
             "Role",
             "RoleBinding"
         ],
-        "cluster-wide and the webhook's configuration, plus the leader-election Role"
+        "cluster-wide, the webhook's configuration and the ClusterKestraInstances, plus the \
+         leader-election Role"
     );
     assert_eq!(role_namespaces, ["ops"]);
     assert!(!env.contains_key("WATCH_NAMESPACES"));
@@ -940,18 +946,29 @@ fn renders_roles_per_watched_namespace() {
         kinds,
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "Role",
             "Role",
             "Role",
+            "Role",
+            "Role",
+            "RoleBinding",
+            "RoleBinding",
             "RoleBinding",
             "RoleBinding",
             "RoleBinding"
         ],
-        "the one ClusterRole is the webhook configuration's"
+        "the ClusterRoles are the webhook configuration's and the ClusterKestraInstances'"
     );
     assert_webhook_role_only(&objects, "ops");
-    assert_eq!(role_namespaces, ["ops", "team-a", "team-b"]);
+    // the watched namespaces; the release namespace for the Lease and for the Secrets of
+    // ClusterKestraInstances; `default` for the Events about ClusterKestraInstances
+    assert_eq!(
+        role_namespaces,
+        ["default", "ops", "ops", "team-a", "team-b"]
+    );
     for binding in of_kind(&objects, "RoleBinding") {
         assert_eq!(
             binding["subjects"],
@@ -995,6 +1012,8 @@ fn renders_the_other_options() {
         [
             "ClusterRole",
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ClusterRoleBinding"
         ]
@@ -1361,6 +1380,7 @@ async fn wait_events(env: &TestEnv, ns: &str) -> anyhow::Result<()> {
 /// (`chart_identity_is_refused_what_it_does_not_need`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_identity_syncs_the_documented_manifests() -> anyhow::Result<()> {
+    let _serial = OPERATOR_RUNS.lock().await;
     let env = env();
     let release = env.namespace("helm-rel")?;
     let app = env.namespace("helm-app")?;
@@ -1598,12 +1618,14 @@ fn templated_crds_upgrade_with_the_release_and_outlive_it() -> anyhow::Result<()
     Ok(())
 }
 
-/// The three CRDs are there, established and not being deleted.
+/// The five CRDs are there, established and not being deleted.
 fn assert_crds_established(env: &TestEnv) -> anyhow::Result<()> {
     for crd in [
         "kestraflows.model.kestra.io",
         "kestrakeyvalues.model.kestra.io",
         "kestranamespacefiles.model.kestra.io",
+        "kestrainstances.model.kestra.io",
+        "clusterkestrainstances.model.kestra.io",
     ] {
         let state = env.kubectl_ok([
             "get",
@@ -1631,10 +1653,13 @@ async fn assert_running(op: &mut Operator) -> anyhow::Result<()> {
 }
 
 /// `watchNamespaces` with `operator.existingSecret` holding basic auth under a custom key: Roles
-/// only in the watched namespace, credentials from the user's Secret, the quick-start manifests
-/// Ready; nothing outside the watched namespace is allowed.
+/// in the watched namespace (and, for ClusterKestraInstances, in the release namespace and
+/// `default`), credentials from the user's Secret, the quick-start manifests Ready; nothing
+/// outside the watched namespace is allowed but what ClusterKestraInstances need (those, the
+/// namespaces, the Secrets of the release namespace, Events in `default`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_identity_with_watched_namespaces_and_existing_secret() -> anyhow::Result<()> {
+    let _serial = OPERATOR_RUNS.lock().await;
     let env = env();
     let release = env.namespace("helm-rel")?;
     let app = env.namespace("helm-app")?;
@@ -1694,6 +1719,13 @@ async fn chart_identity_with_watched_namespaces_and_existing_secret() -> anyhow:
             &["list", "kestraflows.model.kestra.io", &app_ns],
             &["watch", "secrets", &app_ns],
             &["create", "events.events.k8s.io", &app_ns],
+            &["list", "kestrainstances.model.kestra.io", &app_ns],
+            // ClusterKestraInstances: cluster-wide; their Secrets in the release namespace,
+            // their Events in `default`
+            &["list", "clusterkestrainstances.model.kestra.io"],
+            &["list", "namespaces"],
+            &["get", "secrets", &release_ns],
+            &["create", "events.events.k8s.io", "--namespace=default"],
         ],
         true,
     )?;
@@ -1704,7 +1736,13 @@ async fn chart_identity_with_watched_namespaces_and_existing_secret() -> anyhow:
             &["list", "kestraflows.model.kestra.io", "--all-namespaces"],
             &["list", "kestraflows.model.kestra.io", &other_ns],
             &["get", "secrets", &other_ns],
-            &["get", "secrets", &release_ns],
+            &["create", "secrets", &release_ns],
+            &["list", "kestrainstances.model.kestra.io", &other_ns],
+            &[
+                "list",
+                "kestrainstances.model.kestra.io",
+                "--all-namespaces",
+            ],
             &["create", "events.events.k8s.io", &other_ns],
             // no leader election asked for: no Lease access either
             &["create", "leases.coordination.k8s.io", &release_ns],
@@ -1747,6 +1785,35 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
     }
     for verb in ["create", "patch"] {
         allowed.push(vec![verb.into(), "events.events.k8s.io".into(), a.clone()]);
+        // about ClusterKestraInstances
+        allowed.push(vec![
+            verb.into(),
+            "events.events.k8s.io".into(),
+            "--namespace=default".into(),
+        ]);
+    }
+    for verb in ["list", "watch", "patch"] {
+        for resource in ["kestrainstances", "clusterkestrainstances"] {
+            allowed.push(vec![
+                verb.into(),
+                format!("{resource}.model.kestra.io"),
+                all.into(),
+            ]);
+        }
+    }
+    allowed.push(vec![
+        "patch".into(),
+        "kestrainstances.model.kestra.io".into(),
+        "--subresource=status".into(),
+        a.clone(),
+    ]);
+    allowed.push(vec![
+        "patch".into(),
+        "clusterkestrainstances.model.kestra.io".into(),
+        "--subresource=status".into(),
+    ]);
+    for verb in ["list", "watch"] {
+        allowed.push(vec![verb.into(), "namespaces".into()]);
     }
     allowed.push(vec![
         "create".into(),
@@ -1811,6 +1878,32 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
         &["update", &own_lease, &r],
         &["delete", "kestrakeyvalues.model.kestra.io", &a],
         &["create", "kestranamespacefiles.model.kestra.io", &a],
+        // instances: watched, never read one by one, never created, deleted or PUT
+        &["get", "kestrainstances.model.kestra.io", &a],
+        &["create", "kestrainstances.model.kestra.io", &a],
+        &["delete", "kestrainstances.model.kestra.io", &a],
+        &["update", "kestrainstances.model.kestra.io", &a],
+        &[
+            "update",
+            "kestrainstances.model.kestra.io",
+            "--subresource=status",
+            &a,
+        ],
+        &["get", "clusterkestrainstances.model.kestra.io"],
+        &["create", "clusterkestrainstances.model.kestra.io"],
+        &["delete", "clusterkestrainstances.model.kestra.io"],
+        &["update", "clusterkestrainstances.model.kestra.io"],
+        &[
+            "update",
+            "clusterkestrainstances.model.kestra.io",
+            "--subresource=status",
+        ],
+        // namespaces: their labels only
+        &["get", "namespaces"],
+        &["patch", "namespaces"],
+        &["create", "namespaces"],
+        &["delete", "namespaces"],
+        &["create", "events", "--namespace=default"],
         &["delete", "events.events.k8s.io", &a],
         &["create", "events", &a],
         &["list", "leases.coordination.k8s.io", &r],
@@ -1831,3 +1924,6 @@ fn chart_identity_is_refused_what_it_does_not_need() -> anyhow::Result<()> {
 #[path = "helm/webhook.rs"]
 mod webhook;
 use webhook::assert_webhook_role_only;
+
+#[path = "helm/instances.rs"]
+mod instances;

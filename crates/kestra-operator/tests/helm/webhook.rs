@@ -10,11 +10,21 @@ fn configuration(objects: &[Value]) -> &Value {
     one(objects, "ValidatingWebhookConfiguration")
 }
 
-/// Every ClusterRole only reads and updates the webhook's own configuration (of a release in
-/// `release_ns`).
+/// With watched namespaces, the ClusterRoles are only the webhook's, which reads and updates its
+/// own configuration (of a release in `release_ns`), and the ClusterKestraInstances' one.
 pub fn assert_webhook_role_only(objects: &[Value], release_ns: &str) {
     let roles = of_kind(objects, "ClusterRole");
-    assert_eq!(roles.len(), 1, "only the webhook's ClusterRole");
+    assert_eq!(
+        roles.len(),
+        2,
+        "only the webhook's and the ClusterKestraInstances' ClusterRoles"
+    );
+    super::instances::assert_cluster_instance_role(objects, release_ns);
+    let roles: Vec<&Value> = roles
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] != format!("{release_ns}-{FULLNAME}-instances").as_str())
+        .collect();
+    assert_eq!(roles.len(), 1, "the webhook's ClusterRole");
     assert_eq!(
         roles[0]["rules"],
         json!([{
