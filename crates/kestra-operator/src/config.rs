@@ -105,6 +105,11 @@ pub struct RunArgs {
     /// credentials); a failing one sooner, with backoff.
     #[arg(long, env = "INSTANCE_CHECK_PERIOD", default_value = "1m", value_parser = parse_duration)]
     pub instance_check_period: Duration,
+    /// Write the status and the finalizer of ClusterKestraInstances (default: only when
+    /// watching all namespaces). An operator that sees some namespaces only cannot know every
+    /// resource using a cluster instance, so it must not be the one that lets it be deleted.
+    #[arg(long, env = "MANAGE_CLUSTER_INSTANCES")]
+    pub manage_cluster_instances: Option<bool>,
     /// This replica's identity in the Lease (default: POD_NAME, else the host name and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

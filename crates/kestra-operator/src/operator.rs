@@ -126,6 +126,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         InstanceConfig {
             operator_namespace: args.operator_namespace(),
             check_period: args.instance_check_period,
+            manage_cluster_instances: args
+                .manage_cluster_instances
+                .unwrap_or(shared.config.namespaces.is_empty()),
         },
         lease_lost,
         stop_rx.clone(),

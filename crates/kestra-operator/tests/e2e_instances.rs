@@ -71,22 +71,19 @@ fn flow_source(id: &str, kestra_ns: &str, extra: &str) -> String {
     )
 }
 
-/// An operator watching `namespace`, checking its instances every 2 s.
+/// An operator watching `namespace`, checking its instances every 2 s. It keeps the status of
+/// cluster instances although it watches one namespace only: each test's cluster instance has
+/// a name of its own, and none of them is deleted while in use.
 fn operator(namespace: &str) -> OpSpec<'_> {
-    OpSpec::new(&[namespace], "3s").env("INSTANCE_CHECK_PERIOD", "2s")
+    OpSpec::new(&[namespace], "3s")
+        .env("INSTANCE_CHECK_PERIOD", "2s")
+        .env("MANAGE_CLUSTER_INSTANCES", "true")
 }
 
-/// Delete what a test made outside its namespaces (a cluster instance), waiting until it is
-/// gone so that nothing is left on the shared API server.
-async fn delete_cluster_instance(name: &str) {
-    let _ = kubectl_ok(&[
-        "delete",
-        "clusterkestrainstance",
-        name,
-        "--wait=true",
-        "--timeout=30s",
-    ])
-    .await;
+/// Deleted when the test ends, passed or not (its finalizer first): nothing is left on the
+/// shared API server.
+fn cluster_instance_guard(name: &str) -> testenv::ClusterObject {
+    env().cluster_object("clusterkestrainstance", name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,6 +93,7 @@ async fn the_same_manifests_reach_each_instance_by_instance_ref() {
     let staging = private_fake(staging_fake()).await.unwrap();
     let production = private_fake(production_fake()).await.unwrap();
     let prod_name = format!("prod-{}", ns.name);
+    let _cluster = cluster_instance_guard(&prod_name);
     let label = format!("prod-{}", ns.name);
     k(
         &ns.name,
@@ -299,16 +297,32 @@ async fn the_same_manifests_reach_each_instance_by_instance_ref() {
 
     // The conflict's loser goes and deletes nothing; the owner goes and deletes staging's flow,
     // and only that one.
-    k(&ns.name, &["delete", "flow/hello-staging-2", "--wait=true"])
-        .await
-        .unwrap();
+    k(
+        &ns.name,
+        &[
+            "delete",
+            "flow/hello-staging-2",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    )
+    .await
+    .unwrap();
     assert!(
         stage.flow(&kn, "hello").await.unwrap().is_some(),
         "a loser deletes nothing"
     );
-    k(&ns.name, &["delete", "flow/hello-staging", "--wait=true"])
-        .await
-        .unwrap();
+    k(
+        &ns.name,
+        &[
+            "delete",
+            "flow/hello-staging",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    )
+    .await
+    .unwrap();
     assert!(
         stage.flow(&kn, "hello").await.unwrap().is_none(),
         "deleted in staging"
@@ -318,11 +332,16 @@ async fn the_same_manifests_reach_each_instance_by_instance_ref() {
 
     k(
         &ns.name,
-        &["delete", "flow,kv,nsfile", "--all", "--wait=true"],
+        &[
+            "delete",
+            "flow,kv,nsfile",
+            "--all",
+            "--wait=true",
+            "--timeout=60s",
+        ],
     )
     .await
     .unwrap();
-    delete_cluster_instance(&prod_name).await;
     drop(op);
 }
 
@@ -332,6 +351,7 @@ async fn a_namespace_the_cluster_instance_does_not_allow_is_refused_until_allowe
     let kn = ns.kestra.clone();
     let production = private_fake(production_fake()).await.unwrap();
     let prod_name = format!("prod-{}", ns.name);
+    let _cluster = cluster_instance_guard(&prod_name);
     let label = format!("allow-{}", ns.name);
     let _op = start_operator(operator(&ns.name)).await.unwrap();
     apply(
@@ -430,10 +450,83 @@ async fn a_namespace_the_cluster_instance_does_not_allow_is_refused_until_allowe
     .unwrap();
     wait_ready(&ns.name, "flow/orphan").await.unwrap();
 
-    k(&ns.name, &["delete", "flow", "--all", "--wait=true"])
+    // Another URL: the resources of the instance are synced there at once.
+    let other = private_fake(production_fake()).await.unwrap();
+    let elsewhere = Kestra::private(&other.url());
+    apply(&ns.name, &instance_manifest("later", &other.url(), None))
         .await
         .unwrap();
-    delete_cluster_instance(&prod_name).await;
+    wait_until(SOON, POLL, || async {
+        ensure!(
+            elsewhere.flow(&kn, "orphan").await?.is_some(),
+            "not in the new Kestra yet"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    // The instance goes away (deleted, its finalizer removed by hand while a resource still
+    // uses it): its resource waits, and deletes nothing anywhere when it is deleted.
+    k(
+        &ns.name,
+        &["delete", "kestrainstance/later", "--wait=false"],
+    )
+    .await
+    .unwrap();
+    k(
+        &ns.name,
+        &[
+            "patch",
+            "kestrainstance/later",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+    )
+    .await
+    .unwrap();
+    wait_reason(&ns.name, "flow/orphan", "False", "InstanceNotFound", SOON)
+        .await
+        .unwrap();
+    k(&ns.name, &["delete", "flow/orphan", "--wait=false"])
+        .await
+        .unwrap();
+    let pending = wait_reason(&ns.name, "flow/orphan", "False", "DeletionPending", SOON)
+        .await
+        .unwrap();
+    let message = condition(&pending, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(
+        elsewhere.flow(&kn, "orphan").await.unwrap().is_some(),
+        "nothing deleted"
+    );
+    assert!(
+        prod.flow(&kn, "orphan").await.unwrap().is_some(),
+        "nothing deleted"
+    );
+    k(
+        &ns.name,
+        &[
+            "patch",
+            "flow/orphan",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+    )
+    .await
+    .unwrap();
+
+    k(
+        &ns.name,
+        &["delete", "flow", "--all", "--wait=true", "--timeout=60s"],
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,14 +570,11 @@ async fn rotated_credentials_are_picked_up_and_an_instance_in_use_is_held() {
     )
     .await
     .unwrap();
-    assert!(
-        refused["status"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("spec.auth"),
-        "{}",
-        refused["status"]
-    );
+    let message = condition(&refused, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("spec.auth"), "{message}");
     // The Secret follows: the same process uses the new password.
     apply(&ns.name, &secret_manifest("staging-kestra", "admin:two"))
         .await
@@ -549,9 +639,12 @@ async fn rotated_credentials_are_picked_up_and_an_instance_in_use_is_held() {
         "{message}"
     );
     // The resource still deletes its flow through it, then the instance goes.
-    k(&ns.name, &["delete", "flow/rotating", "--wait=true"])
-        .await
-        .unwrap();
+    k(
+        &ns.name,
+        &["delete", "flow/rotating", "--wait=true", "--timeout=60s"],
+    )
+    .await
+    .unwrap();
     assert!(
         stage.flow(&kn, "rotating").await.unwrap().is_none(),
         "deleted through the held instance"
@@ -563,6 +656,171 @@ async fn rotated_credentials_are_picked_up_and_an_instance_in_use_is_held() {
         );
         Ok(())
     })
+    .await
+    .unwrap();
+}
+
+/// A TLS front for `target` (`127.0.0.1:PORT`) on 127.0.0.1, its certificate signed by a CA of
+/// its own; returns the front's port and the CA in PEM.
+async fn tls_front(target: String) -> (u16, String) {
+    use std::sync::Arc;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, target) = (acceptor.clone(), target.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_url_an_untrusted_certificate_and_bad_specs_say_why() {
+    let ns = namespace("inst-fail");
+    let kn = ns.kestra.clone();
+    let production = private_fake(production_fake()).await.unwrap();
+    let upstream = production.url().trim_start_matches("http://").to_string();
+    let (port, ca) = tls_front(upstream).await;
+    let _op = start_operator(operator(&ns.name)).await.unwrap();
+
+    // Admission: the URL's form and one credential source at most.
+    for (spec, expected) in [
+        ("  url: kestra:8080\n", "spec.url"),
+        (
+            "  url: http://kestra:8080\n  auth:\n    basicAuthSecretRef: {name: s, key: k}\n    apiKeySecretRef: {name: s, key: k}\n",
+            "set exactly one of auth.basicAuthSecretRef",
+        ),
+        ("  url: http://admin:pw@kestra:8080\n", "spec.url"),
+    ] {
+        let refused = apply_refused(
+            &ns.name,
+            &format!("apiVersion: model.kestra.io/v1alpha1\nkind: KestraInstance\nmetadata:\n  name: bad\nspec:\n{spec}"),
+        )
+        .await
+        .unwrap();
+        assert!(refused.contains(expected), "{spec}: {refused}");
+    }
+
+    // Nothing listens there.
+    apply(
+        &ns.name,
+        &instance_manifest("nowhere", "http://127.0.0.1:9", None),
+    )
+    .await
+    .unwrap();
+    let down = wait_reason(
+        &ns.name,
+        "kestrainstance/nowhere",
+        "False",
+        "KestraUnavailable",
+        SOON,
+    )
+    .await
+    .unwrap();
+    assert!(
+        down["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:9"),
+        "{}",
+        down["status"]
+    );
+
+    // A certificate from a CA nobody told the operator about; then the CA in a ConfigMap.
+    let url = format!("https://127.0.0.1:{port}");
+    apply(&ns.name, &instance_manifest("secure", &url, None))
+        .await
+        .unwrap();
+    let untrusted = wait_reason(
+        &ns.name,
+        "kestrainstance/secure",
+        "False",
+        "TlsFailed",
+        SOON,
+    )
+    .await
+    .unwrap();
+    let message = condition(&untrusted, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("caBundleRef") && message.contains("UnknownIssuer"),
+        "{message}"
+    );
+    let ca_map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kestra-ca\ndata:\n  ca.crt: |\n{}",
+        indent(&ca, 4)
+    );
+    apply(
+        &ns.name,
+        &[
+            ca_map,
+            format!(
+                "{}  caBundleRef: {{configMapKeyRef: {{name: kestra-ca, key: ca.crt}}}}\n",
+                instance_manifest("secure", &url, None)
+            ),
+        ]
+        .join("---\n"),
+    )
+    .await
+    .unwrap();
+    let trusted = wait_reason(&ns.name, "kestrainstance/secure", "True", "Connected", SOON)
+        .await
+        .unwrap();
+    assert_eq!(trusted["status"]["version"], "2.0.0");
+    apply(
+        &ns.name,
+        &flow_manifest(
+            "secure",
+            "secure",
+            &kn,
+            &flow_source("secure", &kn, ""),
+            &instance_ref("KestraInstance", "secure"),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_ready(&ns.name, "flow/secure").await.unwrap();
+    assert!(
+        Kestra::private(&production.url())
+            .flow(&kn, "secure")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    k(
+        &ns.name,
+        &["delete", "flow", "--all", "--wait=true", "--timeout=60s"],
+    )
     .await
     .unwrap();
 }

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kestra_operator::kestra::{Auth, CaBundle, ClientConfig, KestraClient, KestraError};
+use kestra_operator::kestra::{
+    Auth, CaBundle, ClientConfig, KestraClient, KestraError, Unavailability,
+};
 use kestra_operator::metrics::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -92,8 +94,10 @@ async fn trusts_a_custom_ca_and_refuses_an_unknown_certificate() -> anyhow::Resu
 
     let untrusted = client(url, None);
     match untrusted.list_flows(Some("main"), "company.team").await {
-        Err(KestraError::Unavailable { message, .. }) => {
+        Err(KestraError::Unavailable { what, message }) => {
             assert!(message.to_lowercase().contains("certificate"), "{message}");
+            // Said as such: status reads TlsFailed, not an outage.
+            assert_eq!(what, Unavailability::Tls, "{message}");
             assert!(
                 !message.contains("token-for-tls-test"),
                 "the token leaked into an error"

@@ -22,6 +22,6 @@ mod wait;
 
 pub use env::TestEnv;
 pub use hooks::{Counters, FakeHooks, RouteCount};
-pub use namespace::{TEST_LABEL, TestNamespace};
+pub use namespace::{ClusterObject, TEST_LABEL, TestNamespace};
 pub use operator::Operator;
 pub use wait::wait_until;

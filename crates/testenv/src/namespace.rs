@@ -122,6 +122,43 @@ fn random_suffix() -> String {
         .collect()
 }
 
+/// A cluster-scoped object a test made (e.g. a `ClusterKestraInstance`), deleted when dropped,
+/// its finalizers first: a failed test must not leave behind an object that no operator will
+/// ever release.
+pub struct ClusterObject {
+    env: &'static TestEnv,
+    /// `kind/name`, as kubectl takes it.
+    resource: String,
+}
+
+impl TestEnv {
+    /// Delete `kind/name` when the returned guard is dropped.
+    pub fn cluster_object(&'static self, kind: &str, name: &str) -> ClusterObject {
+        ClusterObject {
+            env: self,
+            resource: format!("{kind}/{name}"),
+        }
+    }
+}
+
+impl Drop for ClusterObject {
+    fn drop(&mut self) {
+        let _ = self.env.kubectl([
+            "patch",
+            &self.resource,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+        let _ = self.env.kubectl([
+            "delete",
+            &self.resource,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,6 +142,7 @@ pub struct KestraInstanceSpec {
 }
 
 /// A Kestra server that resources of the namespaces it allows can use.
+// Not in the `kestra` category: `kubectl get kestra -n NS` would list it in every namespace.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "model.kestra.io",
@@ -149,7 +150,6 @@ pub struct KestraInstanceSpec {
     kind = "ClusterKestraInstance",
     plural = "clusterkestrainstances",
     shortname = "clusterkestrainstance",
-    category = "kestra",
     status = "InstanceStatus",
     doc = "A Kestra server that flows, key-value entries and namespace files of the namespaces it allows can name in spec.instanceRef",
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),

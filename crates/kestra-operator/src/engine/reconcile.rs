@@ -53,10 +53,12 @@ pub async fn reconcile<A: Adapter>(
     obj: Arc<A::Resource>,
     ctx: Arc<KindContext<A>>,
 ) -> Result<Action, EngineError> {
-    if !ctx.stores_ready.load(std::sync::atomic::Ordering::SeqCst) || !ctx.shared.instances.loaded()
-    {
-        // Ownership is decided across every watched namespace: wait until all are listed (and
-        // every instance read once, or a resource naming one would be told it does not exist).
+    let waits_for_instances =
+        A::common(obj.as_ref()).instance_ref.is_some() && !ctx.shared.instances.loaded();
+    if !ctx.stores_ready.load(std::sync::atomic::Ordering::SeqCst) || waits_for_instances {
+        // Ownership is decided across every watched namespace: wait until all are listed (and a
+        // resource naming an instance until every instance was read once, or it would be told
+        // that its instance does not exist).
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let started = Instant::now();

@@ -50,6 +50,9 @@ pub struct InstanceConfig {
     pub operator_namespace: String,
     /// How often a healthy instance is checked again.
     pub check_period: Duration,
+    /// Whether this operator writes the status and finalizer of ClusterKestraInstances (it
+    /// always reads them).
+    pub manage_cluster_instances: bool,
 }
 
 /// What the instance reconciles share.
@@ -66,6 +69,7 @@ pub trait InstanceResource:
     Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
 {
     const KIND: &'static str;
+    const CLUSTER_SCOPED: bool;
     fn id(&self) -> InstanceId;
     fn connection(&self) -> &Connection;
     fn allowed(&self) -> Allowed;
@@ -77,6 +81,7 @@ pub trait InstanceResource:
 
 impl InstanceResource for KestraInstance {
     const KIND: &'static str = "KestraInstance";
+    const CLUSTER_SCOPED: bool = false;
     fn id(&self) -> InstanceId {
         InstanceId::Namespaced {
             namespace: self.namespace().unwrap_or_default(),
@@ -105,6 +110,7 @@ impl InstanceResource for KestraInstance {
 
 impl InstanceResource for ClusterKestraInstance {
     const KIND: &'static str = "ClusterKestraInstance";
+    const CLUSTER_SCOPED: bool = true;
     fn id(&self) -> InstanceId {
         InstanceId::Cluster {
             name: self.name_any(),
@@ -219,6 +225,11 @@ async fn read_settings<K: InstanceResource>(
     settings(connection, credential, ca).map_err(invalid)
 }
 
+/// The version a client knows Kestra to run.
+fn version<E>(client: &Result<KestraClient, E>) -> Option<crate::kestra::ServerInfo> {
+    client.as_ref().ok().and_then(|c| c.server().cloned())
+}
+
 /// Kestra's version, then whether the credentials open the tenant.
 async fn probe(client: &KestraClient, url: &str) -> Check {
     match client.server_info().await {
@@ -231,8 +242,11 @@ async fn probe(client: &KestraClient, url: &str) -> Check {
 }
 
 impl InstanceContext {
-    fn leading(&self) -> bool {
+    /// Whether this replica writes the status and finalizer of `K` objects: the leader, and
+    /// for cluster instances only an operator allowed to (one that sees every namespace).
+    fn manages<K: InstanceResource>(&self) -> bool {
         self.shared.leading.load(Ordering::SeqCst)
+            && (!K::CLUSTER_SCOPED || self.config.manage_cluster_instances)
     }
 
     fn new_client(&self, id: &InstanceId, settings: &Settings) -> Result<KestraClient, Check> {
@@ -249,6 +263,8 @@ impl InstanceContext {
         let id = obj.id();
         let url = obj.connection().url.clone();
         let previous = self.shared.instances.get(&id);
+        // Read before the check: a reused client learns the version in place.
+        let version_before = previous.as_deref().and_then(|p| version(&p.client));
         let settings = read_settings(obj, self).await;
         // The API server did not answer: keep what was known rather than fail every resource.
         if let (
@@ -288,13 +304,10 @@ impl InstanceContext {
             client.set_server_info(info.clone());
         }
         let fingerprint = settings.as_ref().map_or(0, |s| s.fingerprint);
-        fn version<E>(c: &Result<KestraClient, E>) -> Option<crate::kestra::ServerInfo> {
-            c.as_ref().ok().and_then(|c| c.server().cloned())
-        }
         let same = previous.as_deref().is_some_and(|p| {
             p.fingerprint == fingerprint
                 && p.client.is_ok() == client.is_ok()
-                && version(&p.client) == version(&client)
+                && version_before == version(&client)
         });
         let revision = match &previous {
             Some(p) if same => p.revision,
@@ -334,7 +347,7 @@ impl InstanceContext {
 
     /// Write the status (leader only) and an Event when the Ready condition changed.
     async fn record<K: InstanceResource>(&self, obj: &K, check: &Check) -> Result<(), kube::Error> {
-        if !self.leading() {
+        if !self.manages::<K>() {
             return Ok(());
         }
         let prior = obj.instance_status();
@@ -510,7 +523,7 @@ async fn reconcile<K: InstanceResource>(
         }
         let users = ctx.users(&id).await?;
         if users.is_empty() {
-            if ctx.leading() {
+            if ctx.manages::<K>() {
                 ctx.patch_finalizers(obj.as_ref(), finalizer_removal(obj.finalizers())?)
                     .await?;
             }
@@ -520,7 +533,7 @@ async fn reconcile<K: InstanceResource>(
         ctx.record(obj.as_ref(), &Check::InUse { users }).await?;
         return Ok(Action::requeue(HELD_RECHECK));
     }
-    if ctx.leading() && !has_finalizer {
+    if ctx.manages::<K>() && !has_finalizer {
         ctx.patch_finalizers(
             obj.as_ref(),
             finalizer_addition(obj.meta().finalizers.as_deref())?,
@@ -600,7 +613,7 @@ pub async fn run_instances(
         let all = async {
             future::join_all(loads).await;
             cluster_load.await;
-            let _ = namespaces.wait_until_ready().await;
+            listed(&namespaces).await;
         };
         if tokio::time::timeout(LOAD_WAIT, all).await.is_err() {
             tracing::warn!(
@@ -614,13 +627,28 @@ pub async fn run_instances(
 
 /// Wait until the store is listed and every instance in it has been read once.
 async fn loaded<K: InstanceResource>(instances: Arc<Instances>, store: Store<K>) {
-    let _ = store.wait_until_ready().await;
+    listed(&store).await;
     while store
         .state()
         .iter()
         .any(|obj| instances.get(&obj.id()).is_none())
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Until the store has its first listing. Its readiness signal wakes one waiter only (the
+/// controller's), so it is polled.
+async fn listed<K>(store: &Store<K>)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
+            Ok(_) => return,
+            Err(_) => continue,
+        }
     }
 }
 

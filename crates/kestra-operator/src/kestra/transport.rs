@@ -438,22 +438,21 @@ fn transport_error(error: &reqwest::Error) -> KestraError {
     KestraError::Unavailable { what, message }
 }
 
-/// Whether the TLS handshake failed (an unknown CA, a name mismatch, an expired certificate):
-/// rustls' error sits inside an `io::Error` in reqwest's chain.
+/// Whether the TLS handshake failed (an unknown CA, a name mismatch, an expired certificate).
+/// rustls' error sits in an `io::Error` inside another (`hyper_util` Connect error -> io -> io ->
+/// rustls); an `io::Error`'s `source()` skips the error it wraps, so those are opened by hand.
 fn is_tls_failure(error: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if cause.is::<rustls::Error>()
-            || cause
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
+    fn holds_rustls(error: &(dyn std::error::Error + 'static)) -> bool {
+        if error.is::<rustls::Error>() {
             return true;
         }
-        source = cause.source();
+        let wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| holds_rustls(inner));
+        wrapped || error.source().is_some_and(holds_rustls)
     }
-    false
+    std::error::Error::source(error).is_some_and(holds_rustls)
 }
 
 fn is_connect_error(error: &KestraError) -> bool {

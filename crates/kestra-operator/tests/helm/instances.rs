@@ -593,28 +593,6 @@ fn events_about(env: &TestEnv, ns: &str, kind: &str, name: &str) -> anyhow::Resu
 
 /// A ClusterKestraInstance of a test: on drop (a failed test), its finalizer is taken off so
 /// that it does not stay Terminating without an operator, and it is deleted.
-struct ClusterInstance(String);
-
-impl Drop for ClusterInstance {
-    fn drop(&mut self) {
-        let _ = env().kubectl([
-            "patch",
-            "clusterkestrainstance",
-            &self.0,
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ]);
-        let _ = env().kubectl([
-            "delete",
-            "clusterkestrainstance",
-            &self.0,
-            "--ignore-not-found",
-            "--wait=false",
-        ]);
-    }
-}
-
 fn flow_via(name: &str, kestra_ns: &str, instance_kind: &str, instance: &str) -> String {
     format!(
         r#"apiVersion: model.kestra.io/v1alpha1
@@ -699,6 +677,9 @@ clusterInstances:
             "leaderElection.enabled=false",
             "--set",
             "instanceCheckPeriod=5s",
+            // one namespace watched: this install keeps the cluster instance's status all the same
+            "--set",
+            "manageClusterInstances=true",
         ],
     )?;
     // the rendered instances pass the CRDs' own validation
@@ -713,7 +694,7 @@ clusterInstances:
     ensure!(instances.len() == 2);
     kubectl_apply(env, &instances, true)?;
     let _cleanup = install(env, &release.name, &objects)?;
-    let _cluster = ClusterInstance(cluster_name.clone());
+    let _cluster = env.cluster_object("clusterkestrainstance", &cluster_name);
     let (mut op, _pod) = start_as_chart(env, &release.name, &objects, &[])?;
     assert_running(&mut op).await?;
     let resolved = resolve_env(env, &objects, "p")?;
@@ -897,7 +878,7 @@ async fn helm_installs_instances_with_the_release() -> anyhow::Result<()> {
     let release = env.namespace("helm-inst")?;
     let app = env.namespace("helm-app")?;
     let cluster_name = format!("{}-cluster", release.name);
-    let _cluster = ClusterInstance(cluster_name.clone());
+    let _cluster = env.cluster_object("clusterkestrainstance", &cluster_name);
     let values = values_file(
         "install-instances",
         &format!(
