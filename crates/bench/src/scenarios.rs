@@ -279,7 +279,8 @@ pub struct InstanceSteady {
     pub reads_per_resync: f64,
     pub writes_per_resync: f64,
     pub per_kind: BTreeMap<String, KindRequests>,
-    /// The instance checks (`GET /api/v1/configs` and `GET flows/search`) per resync.
+    /// The instance checks per resync as the double counts them: `GET flows/search` (the double
+    /// serves `GET /api/v1/configs` outside its counting middleware; `operator_kestra` has both).
     pub checks_per_resync: f64,
     /// The same window as the operator counted it (`kestra_operator_kestra_requests_total` of
     /// this `instance` label): the cross-check.
