@@ -145,6 +145,38 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Create a `KestraInstance` (no auth: the benchmark's doubles are open) once its CRD is
+    /// established.
+    pub async fn create_instance(
+        &self,
+        namespace: &str,
+        name: &str,
+        url: &str,
+    ) -> anyhow::Result<()> {
+        procs::run(self.kubectl().args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/kestrainstances.model.kestra.io",
+        ]))?;
+        let resource = kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("model.kestra.io", "v1alpha1", "KestraInstance"),
+            "kestrainstances",
+        );
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "model.kestra.io/v1alpha1",
+            "kind": "KestraInstance",
+            "metadata": { "name": name, "namespace": namespace },
+            "spec": { "url": url },
+        }))?;
+        api.create(&PostParams::default(), &obj)
+            .await
+            .with_context(|| format!("creating KestraInstance {namespace}/{name}"))?;
+        Ok(())
+    }
+
     pub async fn version(&self) -> String {
         self.client
             .apiserver_version()

@@ -89,6 +89,20 @@ impl Target {
     pub fn is_double(&self) -> bool {
         matches!(self, Self::Double { .. })
     }
+
+    /// The double of the second instance in a two-instance run: the other version (2.0 beside
+    /// 1.3, 1.3 beside 2.0), so that both are covered.
+    pub fn second(&self) -> anyhow::Result<Self> {
+        match self {
+            Self::Double { bin, version } => Ok(Self::Double {
+                bin: bin.clone(),
+                version: if version == "1.3" { "2.0" } else { "1.3" }.to_string(),
+            }),
+            Self::External { .. } => {
+                bail!("a second instance runs on a double only (not with --kestra-url)")
+            }
+        }
+    }
 }
 
 /// What `/api/v1/configs` says (recorded with the results).
@@ -304,13 +318,25 @@ impl Kestra {
     }
 }
 
-/// The operator's `kestra_operator_kestra_requests_total` as counters (no answer: status 0).
+/// The `instance` label of the operator's default Kestra (its flags).
+pub const DEFAULT_INSTANCE: &str = "default";
+
+/// The operator's `kestra_operator_kestra_requests_total` of its default instance as counters
+/// (no answer: status 0). The series carry an `instance` label (`default`,
+/// `KestraInstance/NS/NAME`, `ClusterKestraInstance/NAME`); the benchmark's external Kestra is
+/// the default instance, so only its series count. A series without the label (an operator
+/// from before instances) is the default instance's too.
 fn operator_counters(samples: &[Sample]) -> Counters {
+    operator_counters_of(samples, DEFAULT_INSTANCE)
+}
+
+/// The operator's requests to one instance (`instance` label value) as counters.
+pub fn operator_counters_of(samples: &[Sample], instance: &str) -> Counters {
     let mut out = Counters::default();
-    for s in samples
-        .iter()
-        .filter(|s| s.name == "kestra_operator_kestra_requests_total")
-    {
+    for s in samples.iter().filter(|s| {
+        s.name == "kestra_operator_kestra_requests_total"
+            && s.label("instance").unwrap_or(DEFAULT_INSTANCE) == instance
+    }) {
         out.count(
             s.label("method").unwrap_or("?"),
             s.label("route").unwrap_or("?"),
@@ -353,14 +379,14 @@ impl Counters {
         self.total += n;
     }
 
-    fn add(&mut self, other: &Counters) {
+    pub(crate) fn add(&mut self, other: &Counters) {
         for c in &other.requests {
             self.count(&c.method, &c.route, c.status, c.count);
         }
     }
 
     /// What was counted since `earlier` (a snapshot of the same counts).
-    fn minus(&self, earlier: &Counters) -> Counters {
+    pub(crate) fn minus(&self, earlier: &Counters) -> Counters {
         let mut out = Counters::default();
         for c in &self.requests {
             let before = earlier
@@ -445,6 +471,29 @@ mod tests {
         );
         // A counter that went down belongs to a new process: nothing negative.
         assert_eq!(before.minus(&after).total, 0);
+    }
+
+    /// What the operator serves since instances (the `instance` label first), parsed from its
+    /// text: each instance's series count for that instance only.
+    #[test]
+    fn operator_counts_are_split_by_the_instance_label() {
+        let text = concat!(
+            "# TYPE kestra_operator_kestra_requests counter\n",
+            "kestra_operator_kestra_requests_total{instance=\"default\",route=\"/api/v1/{tenant}/flows/{namespace}\",method=\"GET\",status=\"200\"} 10\n",
+            "kestra_operator_kestra_requests_total{instance=\"KestraInstance/bench/second\",route=\"/api/v1/{tenant}/flows/{namespace}\",method=\"GET\",status=\"200\"} 7\n",
+            "kestra_operator_kestra_requests_total{instance=\"KestraInstance/bench/second\",route=\"/api/v1/configs\",method=\"GET\",status=\"200\"} 2\n",
+            "kestra_operator_kestra_requests_total{instance=\"default\",route=\"/api/v1/{tenant}/kv/{key}\",method=\"PUT\",status=\"error\"} 1\n",
+            "# EOF\n",
+        );
+        let samples = crate::metrics::parse(text);
+        let default = operator_counters(&samples);
+        assert_eq!((default.reads(), default.writes()), (10, 1));
+        let second = operator_counters_of(&samples, "KestraInstance/bench/second");
+        assert_eq!((second.reads(), second.writes()), (9, 0));
+        assert_eq!(second.by_route().get("GET /api/v1/configs 200"), Some(&2));
+        // An operator from before the label: every series is the default instance's.
+        let old = operator_counters(&[sample("GET", FLOW, "200", 4.0)]);
+        assert_eq!(old.total, 4);
     }
 
     #[test]

@@ -118,6 +118,14 @@ struct RunArgs {
     /// The tenant on the external Kestra.
     #[arg(long, default_value = "main", requires = "kestra_url")]
     kestra_tenant: String,
+    /// Kestra instances: 1 (the operator's default Kestra only), or 2: a second double
+    /// answering like the other version (2.0 beside 1.3, 1.3 beside 2.0), a `KestraInstance`
+    /// `second` pointing at it in the benchmark's namespace, and every other block of 30
+    /// resources (one of each kind in each Kestra namespace) naming it in `spec.instanceRef`.
+    /// Steady state only; recorded as `steady-instances` (and `restart-instances`), with each
+    /// instance's requests from its double and from the operator's `instance` label.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    instances: u8,
     /// Do not regenerate BENCHMARKS.md at the end.
     #[arg(long)]
     no_report: bool,
@@ -238,6 +246,16 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// A record's scenario name: with two instances `steady-instances` and so on, so that such
+    /// runs never take the place of the one-instance rows in the report.
+    fn scenario_name(&self, scenario: &str) -> String {
+        if self.args.instances > 1 {
+            format!("{scenario}-instances")
+        } else {
+            scenario.to_string()
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &mut self,
@@ -250,7 +268,7 @@ impl Runner<'_> {
         data: serde_json::Value,
     ) {
         let record = Record {
-            scenario: scenario.to_string(),
+            scenario: self.scenario_name(scenario),
             n,
             latency_ms: latency,
             run,
@@ -273,6 +291,7 @@ impl Runner<'_> {
             n,
             latency,
             self.args.create_concurrency,
+            self.args.instances,
             tag,
         )
         .await?;
@@ -544,6 +563,12 @@ async fn run(
             }
         }
     };
+    if args.instances > 1 {
+        target.second()?;
+        if args.scenarios.iter().any(|s| s != "steady") {
+            bail!("--instances 2 measures the steady state only: use --scenarios steady");
+        }
+    }
     let kestra = probe(&target, &paths).await?;
     eprintln!("kestra-bench: Kestra: {}", kestra.label());
     let plans = plan(args);

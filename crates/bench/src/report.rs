@@ -600,6 +600,79 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    // Two instances (`--instances 2`): one row per instance; only when such runs exist.
+    let mut two = String::from(
+        "### Steady state with two instances\n\n\
+         `--instances 2`: half of the resources (every other block of 30, one of each kind in each Kestra \
+         namespace) name a `KestraInstance` pointing at a second double of the other version. Requests per \
+         instance from each double's counters, and as the operator counted them \
+         (`kestra_operator_kestra_requests_total` by `instance`); instance checks are `GET /api/v1/configs` \
+         and `GET flows/search` (the double does not count `/api/v1/configs`, which it serves outside its API \
+         middleware; the operator's metric counts both). CPU, RSS and API-server writes are the one operator's, for both instances.\n\n\
+         | N | Resync period | Window s | Instance (Kestra) | Resources | Kestra requests per resync (reads / writes), double | The same, operator metric | Flows: listings + reads | KV: listings + reads | Files: listings + reads | Instance checks per resync: double / operator metric | API-server writes in window | Operator CPU s per resync | RSS MiB (max in window / peak ever) | Load | Other cores |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut two_rows = 0;
+    for ((scenario, n, lat, kestra), g) in &groups {
+        if scenario != "steady-instances" {
+            continue;
+        }
+        let row = format!("{} (+{lat} ms)", row_label(*n, kestra));
+        for r in &g.records {
+            let Some(d) = data::<SteadyData>(r) else {
+                continue;
+            };
+            for i in &d.instances {
+                let k = |kind: &str| {
+                    i.per_kind
+                        .get(kind)
+                        .map(|x| {
+                            format!(
+                                "{:.1} + {:.1}",
+                                x.listings_per_resync, x.object_reads_per_resync
+                            )
+                        })
+                        .unwrap_or_else(|| "–".into())
+                };
+                let operator_checks = i
+                    .operator_kestra
+                    .iter()
+                    .filter(|(k, _)| k.contains("/api/v1/configs") || k.contains("/flows/search "))
+                    .map(|(_, v)| *v)
+                    .sum::<u64>() as f64
+                    / d.resyncs;
+                two_rows += 1;
+                let _ = writeln!(
+                    two,
+                    "| {row} | {:.0} s | {:.0} | `{}` ({}) | {} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {} | {} | {:.2} / {:.2} | {:.0} | {:.2} | {:.1} / {:.1} | {} | {} |",
+                    d.resync_seconds,
+                    d.window_seconds,
+                    i.instance,
+                    i.kestra_version,
+                    i.resources,
+                    i.reads_per_resync,
+                    i.writes_per_resync,
+                    i.operator_reads_per_resync,
+                    i.operator_writes_per_resync,
+                    k("flow"),
+                    k("kv"),
+                    k("file"),
+                    i.checks_per_resync,
+                    operator_checks,
+                    api_writes(&d.apiserver),
+                    d.cpu_seconds_per_resync,
+                    d.rss_max_mib,
+                    d.hwm_mib,
+                    loads(&[r]),
+                    other_cores(&[r])
+                );
+            }
+        }
+    }
+    if two_rows > 0 {
+        steady.push('\n');
+        steady.push_str(&two);
+    }
     md.push_str(&steady);
     md.push('\n');
 

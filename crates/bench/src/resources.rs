@@ -16,6 +16,14 @@ use crate::kestra::KestraApi;
 
 pub const KESTRA_NAMESPACES: usize = 10;
 
+/// The `KestraInstance` (in the benchmark's Kubernetes namespace) that half of the resources
+/// name in `spec.instanceRef` when the benchmark runs with two instances (`--instances 2`).
+pub const SECOND_INSTANCE: &str = "second";
+
+/// Consecutive resources that hold one of each kind in each Kestra namespace (3 x 10): the
+/// unit in which resources alternate between the two instances.
+pub const INSTANCE_BLOCK: usize = 3 * KESTRA_NAMESPACES;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     Flow,
@@ -73,6 +81,9 @@ pub struct Item {
     pub namespace: String,
     /// Flow id, key or file path (with its leading `/`).
     pub object: String,
+    /// Whether the resource names the second instance (`spec.instanceRef`); otherwise it uses
+    /// the operator's default Kestra.
+    pub second: bool,
 }
 
 /// `n` resources: kinds in turn (flow, kv, file), Kestra namespaces `bench.ns0`..`bench.ns9`.
@@ -92,9 +103,20 @@ pub fn items(n: usize) -> Vec<Item> {
                 name,
                 namespace,
                 object,
+                second: false,
             }
         })
         .collect()
+}
+
+/// Give every other block of [`INSTANCE_BLOCK`] resources to the second instance (indexes
+/// 30..59, 90..119, ...), so that both instances hold every kind in every Kestra namespace (an
+/// alternation by single index would not: with kinds and namespaces in turn, a kind's resources
+/// of one namespace all have the same index parity).
+pub fn split_instances(items: &mut [Item]) {
+    for item in items {
+        item.second = (item.index / INSTANCE_BLOCK) % 2 == 1;
+    }
 }
 
 /// What Kestra should hold for an item at version `tag` of its spec (0: as created; a drift
@@ -138,6 +160,9 @@ impl Item {
         }
         if let (Value::Object(spec), Value::Object(fields)) = (&mut spec, self.spec_fields(0)) {
             spec.extend(fields);
+        }
+        if self.second {
+            spec["instanceRef"] = json!({ "kind": "KestraInstance", "name": SECOND_INSTANCE });
         }
         json!({
             "apiVersion": "model.kestra.io/v1alpha1",
@@ -263,4 +288,36 @@ pub async fn create_all(
 
 pub fn tracing_free_warn(message: &str) {
     eprintln!("kestra-bench: warning: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_gives_each_instance_every_kind_in_every_namespace() {
+        let mut all = items(10_000);
+        // One instance: manifests without instanceRef, as before.
+        assert!(
+            all.iter()
+                .all(|i| i.manifest("bench")["spec"].get("instanceRef").is_none())
+        );
+        split_instances(&mut all);
+        let second: Vec<&Item> = all.iter().filter(|i| i.second).collect();
+        assert_eq!(second.len(), 4990);
+        for on_second in [false, true] {
+            let mut pairs: Vec<(Kind, &str)> = all
+                .iter()
+                .filter(|i| i.second == on_second)
+                .map(|i| (i.kind, i.namespace.as_str()))
+                .collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            assert_eq!(pairs.len(), INSTANCE_BLOCK);
+        }
+        assert_eq!(
+            second[0].manifest("bench")["spec"]["instanceRef"],
+            json!({ "kind": "KestraInstance", "name": "second" })
+        );
+    }
 }

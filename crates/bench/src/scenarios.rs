@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline;
 use crate::env::delta;
-use crate::kestra::Counters;
+use crate::kestra::{self, Counters};
 use crate::metrics;
 use crate::procs::cpu_seconds;
-use crate::resources::{Item, Kind};
+use crate::resources::{self, Item, Kind};
 use crate::session::{NAMESPACE, Session};
 use crate::stats::{Percentiles, percentiles};
 
@@ -259,6 +259,127 @@ pub struct SteadyData {
     #[serde(default)]
     pub rss_file_mib: f64,
     pub apiserver: BTreeMap<String, f64>,
+    /// With two instances (`--instances 2`): the requests of each instance. The fields above
+    /// then count both doubles together (CPU and RSS are the one operator's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceSteady>,
+}
+
+/// One instance's share of a steady-state window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct InstanceSteady {
+    /// The operator's `instance` label: `default` or `KestraInstance/NS/NAME`.
+    pub instance: String,
+    /// The double's version (`GET /api/v1/configs`).
+    pub kestra_version: String,
+    /// Resources that use this instance.
+    pub resources: usize,
+    /// Requests (`METHOD route status`), from this double's own counters.
+    pub kestra: BTreeMap<String, u64>,
+    pub reads_per_resync: f64,
+    pub writes_per_resync: f64,
+    pub per_kind: BTreeMap<String, KindRequests>,
+    /// The instance checks per resync as the double counts them: `GET flows/search` (the double
+    /// serves `GET /api/v1/configs` outside its counting middleware; `operator_kestra` has both).
+    pub checks_per_resync: f64,
+    /// The same window as the operator counted it (`kestra_operator_kestra_requests_total` of
+    /// this `instance` label): the cross-check.
+    pub operator_kestra: BTreeMap<String, u64>,
+    pub operator_reads_per_resync: f64,
+    pub operator_writes_per_resync: f64,
+    /// CPU seconds of this double in the window.
+    pub kestra_fake_cpu: f64,
+}
+
+fn instance_checks(counters: &Counters) -> u64 {
+    counters
+        .requests
+        .iter()
+        .filter(|c| c.route == "/api/v1/configs" || c.route == "/api/v1/{tenant}/flows/search")
+        .map(|c| c.count)
+        .sum()
+}
+
+/// What a two-instance window starts from: the operator's metrics and the second double's CPU.
+struct InstancesMark {
+    operator: Vec<metrics::Sample>,
+    second_cpu: f64,
+}
+
+async fn instances_mark(s: &Session) -> anyhow::Result<Option<InstancesMark>> {
+    let Some((second, _)) = &s.second else {
+        return Ok(None);
+    };
+    second.reset_counters(None).await?;
+    Ok(Some(InstancesMark {
+        operator: s.scrape_operator().await,
+        second_cpu: second.pid().and_then(cpu_seconds).unwrap_or(f64::NAN),
+    }))
+}
+
+/// Each instance's requests since `mark`; `first`: the first double's counters of the window.
+async fn instances_since(
+    s: &Session,
+    mark: &InstancesMark,
+    first: &Counters,
+    first_cpu: f64,
+    resyncs: f64,
+) -> anyhow::Result<(Vec<InstanceSteady>, Counters)> {
+    let Some((second, second_info)) = &s.second else {
+        return Ok((Vec::new(), first.clone()));
+    };
+    let second_counters = second.counters(None).await?;
+    let operator = s.scrape_operator().await;
+    let second_cpu = second.pid().and_then(cpu_seconds).unwrap_or(f64::NAN) - mark.second_cpu;
+    let first_info = s.kestra.info().await?;
+    let second_label = format!(
+        "KestraInstance/{}/{}",
+        crate::session::NAMESPACE,
+        resources::SECOND_INSTANCE
+    );
+    let mut out = Vec::new();
+    for (label, info, counters, on_second, cpu) in [
+        (
+            kestra::DEFAULT_INSTANCE,
+            &first_info,
+            first,
+            false,
+            first_cpu,
+        ),
+        (
+            second_label.as_str(),
+            second_info,
+            &second_counters,
+            true,
+            second_cpu,
+        ),
+    ] {
+        let items: Vec<Item> = s
+            .items
+            .iter()
+            .filter(|i| i.second == on_second)
+            .cloned()
+            .collect();
+        let made = kestra::operator_counters_of(&operator, label)
+            .minus(&kestra::operator_counters_of(&mark.operator, label));
+        out.push(InstanceSteady {
+            instance: label.to_string(),
+            kestra_version: info.version.clone(),
+            resources: items.len(),
+            kestra: counters.by_route(),
+            reads_per_resync: counters.reads() as f64 / resyncs,
+            writes_per_resync: counters.writes() as f64 / resyncs,
+            per_kind: per_kind(counters, resyncs, &items),
+            checks_per_resync: instance_checks(counters) as f64 / resyncs,
+            operator_kestra: made.by_route(),
+            operator_reads_per_resync: made.reads() as f64 / resyncs,
+            operator_writes_per_resync: made.writes() as f64 / resyncs,
+            kestra_fake_cpu: cpu,
+        });
+    }
+    let mut both = first.clone();
+    both.add(&second_counters);
+    Ok((out, both))
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -329,6 +450,7 @@ pub async fn steady(
     tokio::time::sleep(wait).await;
     s.check_operator()?;
     s.reset_kestra_counters().await?;
+    let instances = instances_mark(s).await?;
     let api_before = s.cp.request_counts().await;
     let cpu = cpu_mark(s);
     let started = Instant::now();
@@ -344,6 +466,10 @@ pub async fn steady(
     let counters = s.kestra_counters().await?;
     let cpu = cpu_since(s, &cpu);
     let resyncs = elapsed / resync.as_secs_f64();
+    let (instances, counters) = match &instances {
+        Some(mark) => instances_since(s, mark, &counters, cpu.kestra_fake, resyncs).await?,
+        None => (Vec::new(), counters),
+    };
     let (rss, hwm) = s.operator()?.memory_mib();
     let (rss_anon, rss_file) = s.operator()?.rss_split_mib();
     Ok(SteadyData {
@@ -362,6 +488,7 @@ pub async fn steady(
         rss_anon_mib: rss_anon,
         rss_file_mib: rss_file,
         apiserver: delta(&api_before, &s.cp.request_counts().await),
+        instances,
     })
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::env::{ControlPlane, Paths};
-use crate::kestra::{Counters, Kestra, Target};
+use crate::kestra::{Counters, Kestra, KestraInfo, Target};
 use crate::operator::{Operator, OperatorArgs};
 use crate::resources::{self, Item};
 use crate::tracker::Tracker;
@@ -18,6 +18,9 @@ pub const NAMESPACE: &str = "bench";
 pub struct Session {
     pub cp: ControlPlane,
     pub kestra: Kestra,
+    /// With two instances: the second double, named by the `KestraInstance`
+    /// [`resources::SECOND_INSTANCE`] that half of the resources reference.
+    pub second: Option<(Kestra, KestraInfo)>,
     target: Target,
     pub items: Vec<Item>,
     pub tracker: Tracker,
@@ -34,6 +37,7 @@ impl Session {
         n: usize,
         latency_ms: u64,
         create_concurrency: usize,
+        instances: u8,
         tag: &str,
     ) -> anyhow::Result<Self> {
         eprintln!("kestra-bench: [{tag}] fresh control plane");
@@ -43,7 +47,25 @@ impl Session {
         let kestra = Kestra::start(target, &logs, tag).await?;
         kestra.set_latency(latency_ms).await?;
         cp.create_namespace(NAMESPACE).await?;
-        let items = resources::items(n);
+        let mut items = resources::items(n);
+        let second = if instances > 1 {
+            let second = Kestra::start(&target.second()?, &logs, &format!("{tag}-second")).await?;
+            second.set_latency(latency_ms).await?;
+            let info = second.info().await?;
+            cp.create_instance(NAMESPACE, resources::SECOND_INSTANCE, &second.url)
+                .await?;
+            resources::split_instances(&mut items);
+            eprintln!(
+                "kestra-bench: [{tag}] second instance: KestraInstance {NAMESPACE}/{} at {} ({}), for {} of the {n} resources",
+                resources::SECOND_INSTANCE,
+                second.url,
+                info.label(),
+                items.iter().filter(|i| i.second).count()
+            );
+            Some((second, info))
+        } else {
+            None
+        };
         kestra
             .remove_items(&items)
             .await
@@ -59,6 +81,7 @@ impl Session {
         Ok(Self {
             cp,
             kestra,
+            second,
             target: target.clone(),
             items,
             tracker,
@@ -132,6 +155,7 @@ impl Session {
     /// Pids of every process of this session (for telling our CPU from other work).
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.kestra.pid().into_iter().collect();
+        pids.extend(self.second.as_ref().and_then(|(k, _)| k.pid()));
         pids.extend(self.operator.as_ref().map(Operator::pid));
         pids.extend(self.cp.apiserver_pid());
         pids.extend(self.cp.etcd_pid());
@@ -156,6 +180,14 @@ impl Session {
             .await
     }
 
+    /// The operator's metrics now (none when it does not run).
+    pub async fn scrape_operator(&self) -> Vec<crate::metrics::Sample> {
+        match &self.operator {
+            Some(operator) => operator.scrape().await,
+            None => Vec::new(),
+        }
+    }
+
     async fn operator_samples(&self) -> Option<(u32, Vec<crate::metrics::Sample>)> {
         if self.target.is_double() {
             return None;
@@ -173,6 +205,9 @@ impl Session {
             op.proc.stop(Duration::from_secs(10)).await;
         }
         if let Some(proc) = self.kestra.proc.as_mut() {
+            proc.stop(Duration::from_secs(5)).await;
+        }
+        if let Some(proc) = self.second.as_mut().and_then(|(k, _)| k.proc.as_mut()) {
             proc.stop(Duration::from_secs(5)).await;
         }
         if let Err(e) = self.kestra.remove_items(&self.items).await {
