@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::settings::{Credential, Settings, settings};
-use super::status::{Check, instance_status};
+use super::status::{Check, instance_status, needs_write};
 use super::{Allowed, Instance, InstanceId, Instances};
 use crate::crd::{
     ClusterKestraInstance, Connection, InstanceAuth, InstanceRef, InstanceStatus, KestraFlow,
@@ -351,13 +351,17 @@ impl InstanceContext {
             return Ok(());
         }
         let prior = obj.instance_status();
+        let now = current_time();
         let status = instance_status(
             prior,
             obj.meta().generation,
             &obj.connection().url,
             check,
-            &current_time(),
+            &now,
         );
+        if !needs_write(prior, &status, &now, self.shared.config.status_refresh) {
+            return Ok(());
+        }
         let before = prior
             .and_then(|p| p.conditions.first())
             .map(|c| (c.status, c.reason.clone()));

@@ -116,6 +116,30 @@ pub fn instance_status(
     }
 }
 
+/// Whether `next` must be written: it says something `prior` does not, or the stored check
+/// time is older than `refresh` (a check that changes nothing does not cost a write each time).
+pub fn needs_write(
+    prior: Option<&InstanceStatus>,
+    next: &InstanceStatus,
+    now: &Time,
+    refresh: std::time::Duration,
+) -> bool {
+    let Some(prior) = prior else {
+        return true;
+    };
+    let without_time = |s: &InstanceStatus| InstanceStatus {
+        last_check_time: None,
+        ..s.clone()
+    };
+    if without_time(prior) != without_time(next) {
+        return true;
+    }
+    prior.last_check_time.as_ref().is_none_or(|checked| {
+        let age = now.0.duration_since(checked.0);
+        std::time::Duration::try_from(age).map_or(true, |age| age >= refresh)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +218,63 @@ mod tests {
         };
         assert_eq!(reason, Reason::Rejected);
         assert!(message.contains("Tenant must be 'main'") && message.contains("spec.tenant"));
+    }
+
+    #[test]
+    fn an_unchanged_check_is_written_only_once_the_stored_one_is_old() {
+        let info = ServerInfo {
+            version: "2.0.0".into(),
+            edition: Some("OSS".into()),
+        };
+        let refresh = std::time::Duration::from_secs(600);
+        let first = instance_status(
+            None,
+            Some(1),
+            "http://k",
+            &Check::Connected(info.clone()),
+            &time(0),
+        );
+        assert!(needs_write(None, &first, &time(0), refresh));
+        let again = instance_status(
+            Some(&first),
+            Some(1),
+            "http://k",
+            &Check::Connected(info.clone()),
+            &time(60),
+        );
+        assert!(!needs_write(Some(&first), &again, &time(60), refresh));
+        let later = instance_status(
+            Some(&first),
+            Some(1),
+            "http://k",
+            &Check::Connected(info),
+            &time(600),
+        );
+        assert!(needs_write(Some(&first), &later, &time(600), refresh));
+        let failed = instance_status(
+            Some(&first),
+            Some(1),
+            "http://k",
+            &Check::from_kestra(&KestraError::from_status(401, b""), "http://k"),
+            &time(61),
+        );
+        assert!(
+            needs_write(Some(&first), &failed, &time(61), refresh),
+            "a change at once"
+        );
+        let new_generation = instance_status(
+            Some(&first),
+            Some(2),
+            "http://k",
+            &Check::InUse { users: vec![] },
+            &time(62),
+        );
+        assert!(needs_write(
+            Some(&first),
+            &new_generation,
+            &time(62),
+            refresh
+        ));
     }
 
     #[test]

@@ -678,7 +678,7 @@ clusterInstances:
             "--set",
             "instanceCheckPeriod=5s",
             // one namespace watched: this install keeps the cluster instance's status all the same
-            "--set",
+            "--set-string",
             "manageClusterInstances=true",
         ],
     )?;
