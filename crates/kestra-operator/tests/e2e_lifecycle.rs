@@ -253,6 +253,7 @@ async fn documented_manifests_become_ready_and_reach_kestra() {
             "REVISION",
             "READY",
             "REASON",
+            "INSTANCE",
             "AGE"
         ],
         "{out}"

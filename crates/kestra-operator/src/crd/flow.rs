@@ -36,6 +36,12 @@ use super::common::{DeletionPolicy, KestraStatus, KeyRef};
         priority = 1
     ),
     printcolumn(
+        name = "Instance",
+        type_ = "string",
+        json_path = ".spec.instanceRef.name",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
