@@ -318,6 +318,35 @@ mod tests {
     }
 
     #[test]
+    fn instance_labels_are_bounded() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_INSTANCE_LABELS + 5 {
+            let label = metrics.instance_label(&format!("KestraInstance/ns/i{i}"));
+            let expected = if i < MAX_INSTANCE_LABELS {
+                format!("KestraInstance/ns/i{i}")
+            } else {
+                OTHER_INSTANCES_LABEL.to_string()
+            };
+            assert_eq!(label.as_str(), expected);
+        }
+        // One handed out before stays its own.
+        assert_eq!(
+            metrics.instance_label("KestraInstance/ns/i0").as_str(),
+            "KestraInstance/ns/i0"
+        );
+        metrics.set_kestra_info("KestraInstance/ns/i0", "1.3.31", "OSS");
+        metrics.set_kestra_info("KestraInstance/ns/i0", "2.0.0", "OSS");
+        let text = metrics.encode().unwrap();
+        assert!(
+            !text.contains("1.3.31"),
+            "the old version is replaced: {text}"
+        );
+        assert!(text.contains(
+            "kestra_operator_kestra_info{instance=\"KestraInstance/ns/i0\",version=\"2.0.0\",edition=\"OSS\"} 1"
+        ));
+    }
+
+    #[test]
     fn labels_are_the_words_of_status() {
         let metrics = Metrics::new();
         metrics
