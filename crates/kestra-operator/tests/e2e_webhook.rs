@@ -113,6 +113,26 @@ async fn the_webhook_refuses_invalid_flows_with_kestras_message_and_never_blocks
         "{stderr}"
     );
 
+    // An instance that does not exist (yet): accepted, with a warning saying what it waits for.
+    let elsewhere = flow_manifest(
+        "elsewhere",
+        "elsewhere",
+        kn,
+        &flow_source("elsewhere", kn, ""),
+        "  instanceRef: {name: staging}\n",
+    );
+    let (ok, stderr) = apply_with_stderr(&ns.name, &elsewhere, &["--dry-run=server"])
+        .await
+        .unwrap();
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Warning: KestraInstance {}/staging does not exist: the resource is accepted and waits with reason InstanceNotFound",
+            ns.name
+        )),
+        "{stderr}"
+    );
+
     // A valid flow is accepted and synced.
     apply(&ns.name, &flow("good", kn, true)).await.unwrap();
     wait_ready(&ns.name, "kestraflow/good").await.unwrap();
