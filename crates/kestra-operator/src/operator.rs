@@ -12,7 +12,7 @@ use crate::adapters::{FlowAdapter, KeyValueAdapter, NamespaceFileAdapter};
 use crate::config::{LogFormat, RunArgs};
 use crate::engine::{EngineConfig, EventRecorder, Shared, run_kind};
 use crate::instances::Instances;
-use crate::instances::controller::{InstanceConfig, run_instances};
+use crate::instances::{InstanceConfig, run_instances};
 use crate::kestra::KestraClient;
 use crate::metrics::Metrics;
 

@@ -5,43 +5,33 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt, future};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Patch, PatchParams};
-use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use parking_lot::Mutex;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::settings::{Credential, Settings, settings};
+use super::check::{probe, read_settings, version};
+use super::resource::InstanceResource;
+use super::settings::Settings;
 use super::status::{Check, instance_status, needs_write};
-use super::{Allowed, Instance, InstanceId, Instances};
-use crate::crd::{
-    ClusterKestraInstance, Connection, InstanceAuth, InstanceRef, InstanceStatus, KestraFlow,
-    KestraInstance, KestraKeyValue, KestraNamespaceFile,
-};
+use super::{Instance, InstanceId};
+use crate::crd::{InstanceRef, KestraFlow, KestraKeyValue, KestraNamespaceFile};
 use crate::engine::finalizer::{finalizer_addition, finalizer_removal};
-use crate::engine::refs::{RefKind, read_key};
 use crate::engine::{FINALIZER, Reason, Shared, backoff_delay, current_time};
-use crate::kestra::{CaBundle, KestraClient};
+use crate::kestra::KestraClient;
 use crate::metrics::InstanceLabels;
 
 /// How often a held deletion looks again at the resources still using the instance.
 const HELD_RECHECK: Duration = Duration::from_secs(5);
-/// How long the first listing of the instances may take before resources stop waiting for it.
-const LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// The settings of the instance controller.
 #[derive(Clone, Debug)]
@@ -57,191 +47,23 @@ pub struct InstanceConfig {
 
 /// What the instance reconciles share.
 pub struct InstanceContext {
-    shared: Arc<Shared>,
-    config: InstanceConfig,
+    pub(super) shared: Arc<Shared>,
+    pub(super) config: InstanceConfig,
     /// The leadership fence every instance client obeys.
     fence: watch::Receiver<bool>,
     failures: Mutex<HashMap<InstanceId, u32>>,
 }
 
-/// What the controller needs of each instance kind.
-pub trait InstanceResource:
-    Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
-{
-    const KIND: &'static str;
-    const CLUSTER_SCOPED: bool;
-    fn id(&self) -> InstanceId;
-    fn connection(&self) -> &Connection;
-    fn allowed(&self) -> Allowed;
-    fn instance_status(&self) -> Option<&InstanceStatus>;
-    /// The namespace of the Secrets and ConfigMaps it names.
-    fn references_namespace(&self, operator_namespace: &str) -> String;
-    fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self>;
-}
-
-impl InstanceResource for KestraInstance {
-    const KIND: &'static str = "KestraInstance";
-    const CLUSTER_SCOPED: bool = false;
-    fn id(&self) -> InstanceId {
-        InstanceId::Namespaced {
-            namespace: self.namespace().unwrap_or_default(),
-            name: self.name_any(),
-        }
-    }
-    fn connection(&self) -> &Connection {
-        &self.spec.connection
-    }
-    fn allowed(&self) -> Allowed {
-        Allowed::Any
-    }
-    fn instance_status(&self) -> Option<&InstanceStatus> {
-        self.status.as_ref()
-    }
-    fn references_namespace(&self, _: &str) -> String {
-        self.namespace().unwrap_or_default()
-    }
-    fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self> {
-        match namespace {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
-        }
-    }
-}
-
-impl InstanceResource for ClusterKestraInstance {
-    const KIND: &'static str = "ClusterKestraInstance";
-    const CLUSTER_SCOPED: bool = true;
-    fn id(&self) -> InstanceId {
-        InstanceId::Cluster {
-            name: self.name_any(),
-        }
-    }
-    fn connection(&self) -> &Connection {
-        &self.spec.connection
-    }
-    fn allowed(&self) -> Allowed {
-        match &self.spec.allowed_namespaces {
-            None => Allowed::Selector(None),
-            Some(selector) => match kube::core::Selector::try_from(selector.clone()) {
-                Ok(selector) => Allowed::Selector(Some(selector)),
-                Err(e) => {
-                    Allowed::Invalid(format!("spec.allowedNamespaces is not a selector: {e}"))
-                }
-            },
-        }
-    }
-    fn instance_status(&self) -> Option<&InstanceStatus> {
-        self.status.as_ref()
-    }
-    fn references_namespace(&self, operator_namespace: &str) -> String {
-        operator_namespace.to_string()
-    }
-    fn api(client: kube::Client, _: Option<&str>) -> Api<Self> {
-        Api::all(client)
-    }
-}
-
-/// The Secrets and ConfigMaps an instance reads.
-fn references(connection: &Connection) -> Vec<(RefKind, String)> {
-    let mut refs = Vec::new();
-    if let Some(auth) = &connection.auth {
-        for key_ref in [&auth.basic_auth_secret_ref, &auth.api_key_secret_ref]
-            .into_iter()
-            .flatten()
-        {
-            refs.push((RefKind::Secret, key_ref.name.clone()));
-        }
-    }
-    if let Some((kind, key_ref)) = connection
-        .ca_bundle_ref
-        .as_ref()
-        .and_then(|c| c.reference())
-    {
-        refs.push((kind, key_ref.name.clone()));
-    }
-    refs
-}
-
-/// Read what the spec names and make the client settings, or say why not.
-async fn read_settings<K: InstanceResource>(
-    obj: &K,
-    ctx: &InstanceContext,
-) -> Result<Settings, Check> {
-    let client = &ctx.shared.client;
-    let namespace = obj.references_namespace(&ctx.config.operator_namespace);
-    let connection = obj.connection();
-    let failed = |error: crate::engine::ReconcileError| Check::Failed {
-        reason: error.reason(),
-        message: format!("{error}; {}", error.advice()),
-    };
-    let invalid = |message: String| Check::Failed {
-        reason: Reason::InvalidSpec,
-        message: format!("{message}; fix the spec"),
-    };
-    let credential = match &connection.auth {
-        None => None,
-        Some(InstanceAuth {
-            basic_auth_secret_ref: Some(key_ref),
-            api_key_secret_ref: None,
-        }) => Some(Credential::Basic(
-            read_key(client, &namespace, RefKind::Secret, key_ref)
-                .await
-                .map_err(failed)?,
-        )),
-        Some(InstanceAuth {
-            basic_auth_secret_ref: None,
-            api_key_secret_ref: Some(key_ref),
-        }) => Some(Credential::ApiKey(
-            read_key(client, &namespace, RefKind::Secret, key_ref)
-                .await
-                .map_err(failed)?,
-        )),
-        Some(_) => {
-            return Err(invalid(
-                "set exactly one of spec.auth.basicAuthSecretRef or spec.auth.apiKeySecretRef"
-                    .into(),
-            ));
-        }
-    };
-    let ca = match &connection.ca_bundle_ref {
-        None => None,
-        Some(source) => match source.reference() {
-            Some((kind, key_ref)) => Some(CaBundle {
-                origin: format!(
-                    "{kind:?} {namespace}/{} key {:?}",
-                    key_ref.name, key_ref.key
-                ),
-                pem: read_key(client, &namespace, kind, key_ref)
-                    .await
-                    .map_err(failed)?,
-            }),
-            None => {
-                return Err(invalid(
-                    "set exactly one of spec.caBundleRef.configMapKeyRef or secretKeyRef".into(),
-                ));
-            }
-        },
-    };
-    settings(connection, credential, ca).map_err(invalid)
-}
-
-/// The version a client knows Kestra to run.
-fn version<E>(client: &Result<KestraClient, E>) -> Option<crate::kestra::ServerInfo> {
-    client.as_ref().ok().and_then(|c| c.server().cloned())
-}
-
-/// Kestra's version, then whether the credentials open the tenant.
-async fn probe(client: &KestraClient, url: &str) -> Check {
-    match client.server_info().await {
-        Ok(info) => match client.check_access().await {
-            Ok(()) => Check::Connected(info),
-            Err(error) => Check::from_kestra(&error, url),
-        },
-        Err(error) => Check::from_kestra(&error, url),
-    }
-}
-
 impl InstanceContext {
+    pub fn new(shared: Arc<Shared>, config: InstanceConfig, fence: watch::Receiver<bool>) -> Self {
+        Self {
+            shared,
+            config,
+            fence,
+            failures: Mutex::default(),
+        }
+    }
+
     /// Whether this replica writes the status and finalizer of `K` objects: the leader, and
     /// for cluster instances only an operator allowed to (one that sees every namespace).
     fn manages<K: InstanceResource>(&self) -> bool {
@@ -265,7 +87,8 @@ impl InstanceContext {
         let previous = self.shared.instances.get(&id);
         // Read before the check: a reused client learns the version in place.
         let version_before = previous.as_deref().and_then(|p| version(&p.client));
-        let settings = read_settings(obj, self).await;
+        let settings =
+            read_settings(obj, &self.shared.client, &self.config.operator_namespace).await;
         // The API server did not answer: keep what was known rather than fail every resource.
         if let (
             Some(_),
@@ -513,7 +336,7 @@ pub enum InstanceReconcileError {
     Patch(#[from] crate::engine::finalizer::PatchBuildError),
 }
 
-async fn reconcile<K: InstanceResource>(
+pub(super) async fn reconcile<K: InstanceResource>(
     obj: Arc<K>,
     ctx: Arc<InstanceContext>,
 ) -> Result<Action, InstanceReconcileError> {
@@ -549,7 +372,7 @@ async fn reconcile<K: InstanceResource>(
     Ok(Action::requeue(ctx.delay_after(&id, &check)))
 }
 
-fn error_policy<K: InstanceResource>(
+pub(super) fn error_policy<K: InstanceResource>(
     obj: Arc<K>,
     error: &InstanceReconcileError,
     ctx: Arc<InstanceContext>,
@@ -560,240 +383,4 @@ fn error_policy<K: InstanceResource>(
         message: error.to_string(),
     };
     Action::requeue(ctx.delay_after(&obj.id(), &failed))
-}
-
-/// Only spec, deletion and finalizer changes start a reconcile, not the controller's own status
-/// writes (each check writes `lastCheckTime`).
-fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
-    let meta = obj.meta();
-    let mut hasher = DefaultHasher::new();
-    meta.uid.hash(&mut hasher);
-    meta.generation.hash(&mut hasher);
-    meta.deletion_timestamp
-        .as_ref()
-        .map(|t| t.0.to_string())
-        .hash(&mut hasher);
-    meta.finalizers.hash(&mut hasher);
-    Some(hasher.finish())
-}
-
-/// Run the instance controllers until `shutdown` flips; `scopes` are the watched namespaces
-/// (`None`: all).
-pub async fn run_instances(
-    shared: Arc<Shared>,
-    config: InstanceConfig,
-    fence: watch::Receiver<bool>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let scopes: Vec<Option<String>> = if shared.config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        shared.config.namespaces.iter().cloned().map(Some).collect()
-    };
-    let ctx = Arc::new(InstanceContext {
-        shared: shared.clone(),
-        config: config.clone(),
-        fence,
-        failures: Mutex::default(),
-    });
-    let namespaces = watch_namespaces(&shared, shutdown.clone());
-    let mut runs = Vec::new();
-    let mut loads = Vec::new();
-    for scope in &scopes {
-        let (run, store) =
-            controller::<KestraInstance>(&ctx, scope.clone(), scope.clone(), shutdown.clone());
-        runs.push(run);
-        loads.push(loaded::<KestraInstance>(shared.instances.clone(), store));
-    }
-    let (cluster_run, cluster_store) = controller::<ClusterKestraInstance>(
-        &ctx,
-        None,
-        Some(config.operator_namespace.clone()),
-        shutdown.clone(),
-    );
-    let cluster_load = loaded::<ClusterKestraInstance>(shared.instances.clone(), cluster_store);
-    let instances = shared.instances.clone();
-    tokio::spawn(async move {
-        let all = async {
-            future::join_all(loads).await;
-            cluster_load.await;
-            listed(&namespaces).await;
-        };
-        if tokio::time::timeout(LOAD_WAIT, all).await.is_err() {
-            tracing::warn!(
-                "the instances were not all read in time: resources naming one may say it does not exist until it is"
-            );
-        }
-        instances.mark_loaded();
-    });
-    tokio::join!(future::join_all(runs), cluster_run);
-}
-
-/// Wait until the store is listed and every instance in it has been read once.
-async fn loaded<K: InstanceResource>(instances: Arc<Instances>, store: Store<K>) {
-    listed(&store).await;
-    while store
-        .state()
-        .iter()
-        .any(|obj| instances.get(&obj.id()).is_none())
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Until the store has its first listing. Its readiness signal wakes one waiter only (the
-/// controller's), so it is polled.
-async fn listed<K>(store: &Store<K>)
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
-            Ok(_) => return,
-            Err(_) => continue,
-        }
-    }
-}
-
-/// The controller of one instance kind in `scope`, reading Secrets and ConfigMaps of
-/// `references_scope`.
-fn controller<K: InstanceResource>(
-    ctx: &Arc<InstanceContext>,
-    scope: Option<String>,
-    references_scope: Option<String>,
-    shutdown: watch::Receiver<bool>,
-) -> (impl Future<Output = ()> + Send + 'static, Store<K>) {
-    let client = ctx.shared.client.clone();
-    let (reader, writer) = reflector::store();
-    let instances = ctx.shared.instances.clone();
-    let metrics = ctx.shared.metrics.clone();
-    let trigger = watcher(
-        K::api(client.clone(), scope.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .inspect_ok(move |event| {
-        // Gone (its finalizer removed): resources naming it now wait with InstanceNotFound.
-        if let watcher::Event::Delete(obj) = event {
-            instances.remove(&obj.id());
-            metrics.forget_instance(&obj.id().label());
-        }
-    })
-    .touched_objects()
-    .predicate_filter(trigger_hash::<K>, PredicateConfig::default());
-    let operator_namespace = ctx.config.operator_namespace.clone();
-    let secrets = watcher(
-        scoped_api::<PartialObjectMeta<Secret>>(&client, references_scope.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let config_maps = watcher(
-        scoped_api::<PartialObjectMeta<ConfigMap>>(&client, references_scope.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let mut stop = shutdown;
-    let run = Controller::for_stream(trigger, reader.clone())
-        .watches_stream(
-            secrets,
-            reference_mapper::<K, Secret>(
-                RefKind::Secret,
-                reader.clone(),
-                operator_namespace.clone(),
-            ),
-        )
-        .watches_stream(
-            config_maps,
-            reference_mapper::<K, ConfigMap>(
-                RefKind::ConfigMap,
-                reader.clone(),
-                operator_namespace,
-            ),
-        )
-        .graceful_shutdown_on(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .run(reconcile::<K>, error_policy::<K>, ctx.clone())
-        .for_each(|_| future::ready(()));
-    (run, reader)
-}
-
-/// The instances reading a Secret or ConfigMap that changed (a rotated credential, a new CA).
-fn reference_mapper<K: InstanceResource, R: Resource>(
-    kind: RefKind,
-    store: Store<K>,
-    operator_namespace: String,
-) -> impl Fn(PartialObjectMeta<R>) -> Vec<ObjectRef<K>> + Send + Sync + 'static {
-    move |changed| {
-        let namespace = changed.metadata.namespace.clone().unwrap_or_default();
-        let name = changed.metadata.name.clone().unwrap_or_default();
-        store
-            .state()
-            .into_iter()
-            .filter(|i| {
-                i.references_namespace(&operator_namespace) == namespace
-                    && references(i.connection()).contains(&(kind, name.clone()))
-            })
-            .map(|i| ObjectRef::from_obj(i.as_ref()))
-            .collect()
-    }
-}
-
-fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// Namespace labels, for `allowedNamespaces`; a change of a namespace's labels is announced.
-fn watch_namespaces(
-    shared: &Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
-) -> Store<PartialObjectMeta<Namespace>> {
-    let (reader, writer) = reflector::store();
-    shared.instances.set_namespaces(reader.clone());
-    let instances = shared.instances.clone();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    let labels_hash = |obj: &PartialObjectMeta<Namespace>| {
-        let mut hasher = DefaultHasher::new();
-        obj.metadata.labels.hash(&mut hasher);
-        hasher.finish()
-    };
-    let stream = watcher(
-        Api::<PartialObjectMeta<Namespace>>::all(shared.client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-        .default_backoff()
-        .reflect(writer)
-        .inspect_ok(move |event| match event {
-            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
-                let name = obj.name_any();
-                let hash = labels_hash(obj);
-                let before = seen.insert(name.clone(), hash);
-                if before.is_some_and(|b| b != hash) {
-                    instances.namespace_labels_changed(&name);
-                }
-            }
-            watcher::Event::Delete(obj) => {
-                seen.remove(&obj.name_any());
-            }
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        })
-        .map_err(|error| tracing::warn!(%error, "watching namespaces (for ClusterKestraInstance allowedNamespaces)"));
-    let mut stop = shutdown;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = stream.for_each(|_| future::ready(())) => {}
-            _ = stop.wait_for(|s| *s) => {}
-        }
-    });
-    reader
 }

@@ -3,9 +3,12 @@
 //! Resources name theirs with `spec.instanceRef`; everything the engine keys by Kestra object
 //! (claims, locks, listings) carries the instance, so two instances never meet.
 
+mod check;
 pub mod controller;
+mod resource;
 mod settings;
 mod status;
+mod watches;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,7 +24,9 @@ use crate::crd::{InstanceKind, InstanceRef};
 use crate::kestra::KestraClient;
 use crate::metrics::DEFAULT_INSTANCE_LABEL;
 
+pub use controller::InstanceConfig;
 pub use settings::{Settings, settings};
+pub use watches::run_instances;
 
 /// Which Kestra a resource talks to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
