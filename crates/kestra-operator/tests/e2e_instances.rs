@@ -665,16 +665,7 @@ async fn rotated_credentials_are_picked_up_and_an_instance_in_use_is_held() {
 async fn tls_front(target: String) -> (u16, String) {
     use std::sync::Arc;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let (ca, cert, key) = server_cert_for_localhost();
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(
@@ -699,7 +690,7 @@ async fn tls_front(target: String) -> (u16, String) {
             });
         }
     });
-    (port, ca.pem())
+    (port, ca)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

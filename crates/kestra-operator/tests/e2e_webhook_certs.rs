@@ -33,16 +33,7 @@ async fn until_refused(ns: &str, kestra_ns: &str) -> anyhow::Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mounted_certificate_is_served() {
     let ns = namespace("webhook-mounted");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let (ca, cert, key) = server_cert_for_localhost();
     let dir = env().logs_dir().join(format!("webhook-cert-{}", ns.name));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
@@ -51,7 +42,7 @@ async fn a_mounted_certificate_is_served() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let name = format!("kestra-operator-{}", ns.name);
-    let _registration = Registration::create(&name, &ns.name, port, Some(&ca.pem()))
+    let _registration = Registration::create(&name, &ns.name, port, Some(&ca))
         .await
         .unwrap();
     let dir_arg = dir.to_string_lossy().into_owned();

@@ -224,14 +224,12 @@ impl Instances {
     }
 
     fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        // A lookup by name, not a scan: this runs for every watch event of a resource naming a
+        // cluster instance.
         let store = self.namespaces.read();
         store
             .as_ref()
-            .and_then(|s| {
-                s.state()
-                    .into_iter()
-                    .find(|n| n.metadata.name.as_deref() == Some(namespace))
-            })
+            .and_then(|s| s.get(&kube::runtime::reflector::ObjectRef::new(namespace)))
             .and_then(|n| n.metadata.labels.clone())
             .unwrap_or_default()
     }
